@@ -1,0 +1,239 @@
+//! The metadata store: tenants, users, sessions, login throttling, resources and pictures.
+//!
+//! Handlers see only the [`MetaStore`] trait; [`open`] picks the implementation from the
+//! `database_url` scheme. Every id, counter and expiry lives in the store, never in process
+//! memory, so that any number of nodes can share one store.
+
+mod sqlite;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use crate::tenants::TenantRecord;
+
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed. Only the HTTP error mapping decides what a client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is shutting down: the client may retry (503).
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was broken (an email already used in the tenant, a tenant name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("metadata store fault: {0}")]
+    Internal(String),
+}
+
+/// Milliseconds since the Unix epoch: the one time unit the store keeps.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub tenant: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub site_admin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub tenant: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub site_admin: bool,
+}
+
+/// A login session; the token itself is never stored, only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub token_hash: String,
+    pub tenant: String,
+    pub user_id: String,
+    pub csrf_hash: String,
+    pub expires_at: i64,
+}
+
+/// The kinds of resource that carry an avatar (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Users,
+    Apps,
+    Apis,
+    Groups,
+    Businesses,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Users,
+        Kind::Apps,
+        Kind::Apis,
+        Kind::Groups,
+        Kind::Businesses,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Users => "users",
+            Kind::Apps => "apps",
+            Kind::Apis => "apis",
+            Kind::Groups => "groups",
+            Kind::Businesses => "businesses",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub id: String,
+    pub tenant: String,
+    pub kind: Kind,
+    pub name: String,
+    pub admins: Vec<String>,
+    pub avatar_version: Option<String>,
+}
+
+/// Failed logins inside the throttling window, per email of a tenant and per client address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailureCounts {
+    pub email: u32,
+    pub email_oldest: Option<i64>,
+    pub address: u32,
+    pub address_oldest: Option<i64>,
+}
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepCounts {
+    pub sessions: u64,
+    pub login_failures: u64,
+}
+
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// Cheap round trip, for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Stops using the database; later calls fail with [`StoreError::Unavailable`].
+    async fn close(&self);
+
+    /// Creates tenant `default` and the site admin `admin_email` when the store has no
+    /// tenant yet. Returns true when this call created them; safe to race.
+    async fn bootstrap(&self, admin_email: &str, admin_hash: &str) -> Result<bool, StoreError>;
+
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
+    async fn add_tenant(&self, name: &str, hosts: &[String]) -> Result<(), StoreError>;
+    async fn set_tenant_hosts(&self, name: &str, hosts: &[String]) -> Result<(), StoreError>;
+    async fn set_tenant_setting(
+        &self,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Creates the user and its profile resource in one transaction.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+    async fn user_by_email(&self, tenant: &str, email: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_id(&self, tenant: &str, id: &str) -> Result<Option<User>, StoreError>;
+    async fn set_password(&self, tenant: &str, email: &str, hash: &str) -> Result<(), StoreError>;
+
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    async fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn extend_session(&self, token_hash: &str, expires_at: i64) -> Result<(), StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    async fn record_login_failure(
+        &self,
+        tenant: &str,
+        email: &str,
+        address: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+    async fn login_failures(
+        &self,
+        tenant: &str,
+        email: &str,
+        address: &str,
+        since: i64,
+    ) -> Result<FailureCounts, StoreError>;
+    async fn clear_login_failures(&self, tenant: &str, email: &str) -> Result<(), StoreError>;
+
+    async fn create_resource(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        name: &str,
+        admins: &[String],
+    ) -> Result<Resource, StoreError>;
+    async fn resource(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+    ) -> Result<Option<Resource>, StoreError>;
+    async fn update_resource(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        name: Option<&str>,
+        admins: Option<&[String]>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes expired sessions and login failures older than `failures_before`.
+    async fn sweep_expired(
+        &self,
+        now: i64,
+        failures_before: i64,
+    ) -> Result<SweepCounts, StoreError>;
+}
+
+/// Opens the store named by `url`, creating and migrating it if needed.
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn MetaStore>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(Arc::new(SqliteStore::open(path).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!("database_url: PostgreSQL is not supported by this build yet");
+    }
+    anyhow::bail!("database_url must start with sqlite:// or postgres://")
+}
+
+/// `{uuid}.{tenant}`, the id format of users and resources.
+pub fn new_id(tenant: &str) -> String {
+    format!("{}.{}", uuid::Uuid::new_v4(), tenant)
+}
+
+/// Splits `{uuid}.{tenant}`; `None` when the id is not of that form.
+pub fn parse_id(id: &str) -> Option<(uuid::Uuid, &str)> {
+    let (uuid, tenant) = id.split_once('.')?;
+    let uuid = uuid::Uuid::parse_str(uuid).ok()?;
+    crate::tenants::valid_name(tenant).then_some((uuid, tenant))
+}

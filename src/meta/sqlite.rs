@@ -1,0 +1,612 @@
+//! The embedded metadata store: one SQLite file in WAL mode, `synchronous=FULL` so that a
+//! committed row survives a crash, versioned migrations applied at open.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{
+    new_id, now_ms, FailureCounts, Kind, MetaStore, NewUser, Resource, SessionRecord, StoreError,
+    SweepCounts, User,
+};
+use crate::tenants::{TenantRecord, DEFAULT_TENANT};
+
+/// Versioned schema changes, applied in order, each once, inside one write transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_string())
+        }
+        sqlx::Error::Database(db) => {
+            // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout, disk I/O errors, a
+            // read-only or full disk: the store cannot serve right now.
+            let code = db.code().unwrap_or_default();
+            let primary = code.parse::<i64>().map(|c| c & 0xff).unwrap_or(0);
+            if matches!(primary, 5 | 6 | 8 | 10 | 13 | 14) {
+                StoreError::Unavailable(db.message().to_string())
+            } else {
+                StoreError::Internal(db.message().to_string())
+            }
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id").map_err(map_err)?,
+        tenant: row.try_get("tenant").map_err(map_err)?,
+        email: row.try_get("email").map_err(map_err)?,
+        name: row.try_get("name").map_err(map_err)?,
+        password_hash: row.try_get("password_hash").map_err(map_err)?,
+        site_admin: row.try_get::<i64, _>("site_admin").map_err(map_err)? != 0,
+    })
+}
+
+fn admins_json(admins: &[String]) -> String {
+    serde_json::to_string(admins).unwrap_or_else(|_| "[]".to_string())
+}
+
+impl SqliteStore {
+    pub async fn open(path: &str) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations \
+             (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+                .bind(version)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn bootstrap(&self, admin_email: &str, admin_hash: &str) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if tenants > 0 {
+            return Ok(false);
+        }
+        let now = now_ms();
+        sqlx::query("INSERT INTO tenants (name, created_at) VALUES (?, ?)")
+            .bind(DEFAULT_TENANT)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let id = new_id(DEFAULT_TENANT);
+        insert_user(
+            &mut tx,
+            &id,
+            &NewUser {
+                tenant: DEFAULT_TENANT.to_string(),
+                email: admin_email.to_string(),
+                name: "Site Administrator".to_string(),
+                password_hash: admin_hash.to_string(),
+                site_admin: true,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let hosts = sqlx::query("SELECT tenant, host FROM tenant_hosts ORDER BY host")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let settings = sqlx::query("SELECT tenant, key, value FROM tenant_settings")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let mut out: Vec<TenantRecord> = names
+            .into_iter()
+            .map(|name| TenantRecord {
+                name,
+                hosts: Vec::new(),
+                overrides: BTreeMap::new(),
+            })
+            .collect();
+        for row in hosts {
+            let tenant: String = row.get("tenant");
+            if let Some(t) = out.iter_mut().find(|t| t.name == tenant) {
+                t.hosts.push(row.get("host"));
+            }
+        }
+        for row in settings {
+            let tenant: String = row.get("tenant");
+            if let Some(t) = out.iter_mut().find(|t| t.name == tenant) {
+                t.overrides.insert(row.get("key"), row.get("value"));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn add_tenant(&self, name: &str, hosts: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("INSERT INTO tenants (name, created_at) VALUES (?, ?)")
+            .bind(name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("tenant {name} exists")),
+                other => other,
+            })?;
+        for host in hosts {
+            sqlx::query("INSERT INTO tenant_hosts (host, tenant) VALUES (?, ?)")
+                .bind(host)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match map_err(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("host {host} belongs to another tenant"))
+                    }
+                    other => other,
+                })?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn set_tenant_hosts(&self, name: &str, hosts: &[String]) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT name FROM tenants WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM tenant_hosts WHERE tenant = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        for host in hosts {
+            sqlx::query("INSERT INTO tenant_hosts (host, tenant) VALUES (?, ?)")
+                .bind(host)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match map_err(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("host {host} belongs to another tenant"))
+                    }
+                    other => other,
+                })?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn set_tenant_setting(
+        &self,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO tenant_settings (tenant, key, value) \
+             SELECT name, ?, ? FROM tenants WHERE name = ? \
+             ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let id = new_id(&user.tenant);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        insert_user(&mut tx, &id, &user).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(User {
+            id,
+            tenant: user.tenant,
+            email: user.email,
+            name: user.name,
+            password_hash: user.password_hash,
+            site_admin: user.site_admin,
+        })
+    }
+
+    async fn user_by_email(&self, tenant: &str, email: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE tenant = ? AND email_key = ?")
+            .bind(tenant)
+            .bind(email_key(email))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, tenant: &str, id: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE tenant = ? AND id = ?")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn set_password(&self, tenant: &str, email: &str, hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done =
+            sqlx::query("UPDATE users SET password_hash = ? WHERE tenant = ? AND email_key = ?")
+                .bind(hash)
+                .bind(tenant)
+                .bind(email_key(email))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // A new password ends every session of the user.
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id IN \
+             (SELECT id FROM users WHERE tenant = ? AND email_key = ?)",
+        )
+        .bind(tenant)
+        .bind(email_key(email))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, tenant, user_id, csrf_hash, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&s.token_hash)
+        .bind(&s.tenant)
+        .bind(&s.user_id)
+        .bind(&s.csrf_hash)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| SessionRecord {
+            token_hash: r.get("token_hash"),
+            tenant: r.get("tenant"),
+            user_id: r.get("user_id"),
+            csrf_hash: r.get("csrf_hash"),
+            expires_at: r.get("expires_at"),
+        }))
+    }
+
+    async fn extend_session(&self, token_hash: &str, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET expires_at = ? WHERE token_hash = ?")
+            .bind(expires_at)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn record_login_failure(
+        &self,
+        tenant: &str,
+        email: &str,
+        address: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_failures (tenant, email_key, address, at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(tenant)
+        .bind(email_key(email))
+        .bind(address)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn login_failures(
+        &self,
+        tenant: &str,
+        email: &str,
+        address: &str,
+        since: i64,
+    ) -> Result<FailureCounts, StoreError> {
+        let by_email = sqlx::query(
+            "SELECT count(*) AS n, min(at) AS oldest FROM login_failures \
+             WHERE tenant = ? AND email_key = ? AND at >= ?",
+        )
+        .bind(tenant)
+        .bind(email_key(email))
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let by_address = sqlx::query(
+            "SELECT count(*) AS n, min(at) AS oldest FROM login_failures \
+             WHERE address = ? AND at >= ?",
+        )
+        .bind(address)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let count = |r: &sqlx::sqlite::SqliteRow| u32::try_from(r.get::<i64, _>("n")).unwrap_or(0);
+        Ok(FailureCounts {
+            email: count(&by_email),
+            email_oldest: by_email.get("oldest"),
+            address: count(&by_address),
+            address_oldest: by_address.get("oldest"),
+        })
+    }
+
+    async fn clear_login_failures(&self, tenant: &str, email: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE tenant = ? AND email_key = ?")
+            .bind(tenant)
+            .bind(email_key(email))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn create_resource(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        name: &str,
+        admins: &[String],
+    ) -> Result<Resource, StoreError> {
+        let id = new_id(tenant);
+        sqlx::query(
+            "INSERT INTO resources (id, tenant, kind, name, admins, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(admins_json(admins))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(Resource {
+            id,
+            tenant: tenant.to_string(),
+            kind,
+            name: name.to_string(),
+            admins: admins.to_vec(),
+            avatar_version: None,
+        })
+    }
+
+    async fn resource(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+    ) -> Result<Option<Resource>, StoreError> {
+        let row = sqlx::query("SELECT * FROM resources WHERE tenant = ? AND kind = ? AND id = ?")
+            .bind(tenant)
+            .bind(kind.as_str())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| {
+            let admins: String = r.get("admins");
+            Ok(Resource {
+                id: r.get("id"),
+                tenant: r.get("tenant"),
+                kind,
+                name: r.get("name"),
+                admins: serde_json::from_str(&admins)
+                    .map_err(|e| StoreError::Internal(format!("admins column: {e}")))?,
+                avatar_version: r.get("avatar_version"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn update_resource(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        name: Option<&str>,
+        admins: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE resources SET name = coalesce(?, name), admins = coalesce(?, admins) \
+             WHERE tenant = ? AND kind = ? AND id = ?",
+        )
+        .bind(name)
+        .bind(admins.map(admins_json))
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn sweep_expired(
+        &self,
+        now: i64,
+        failures_before: i64,
+    ) -> Result<SweepCounts, StoreError> {
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        let login_failures = sqlx::query("DELETE FROM login_failures WHERE at < ?")
+            .bind(failures_before)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(SweepCounts {
+            sessions,
+            login_failures,
+        })
+    }
+}
+
+async fn insert_user(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+    user: &NewUser,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO users (id, tenant, email, email_key, name, password_hash, site_admin, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(&user.tenant)
+    .bind(user.email.trim())
+    .bind(email_key(&user.email))
+    .bind(&user.name)
+    .bind(&user.password_hash)
+    .bind(i64::from(user.site_admin))
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match map_err(e) {
+        StoreError::Conflict(_) => StoreError::Conflict("email already used".to_string()),
+        other => other,
+    })?;
+    sqlx::query(
+        "INSERT INTO resources (id, tenant, kind, name, admins, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(&user.tenant)
+    .bind(Kind::Users.as_str())
+    .bind(&user.name)
+    .bind(admins_json(&[id.to_string()]))
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
