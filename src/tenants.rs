@@ -228,10 +228,12 @@ pub fn effective(record: &TenantRecord, defaults: &TenantSettings) -> Tenant {
     }
 }
 
+type Snapshot = Arc<Vec<Arc<Tenant>>>;
+
 /// The node's view of the tenant list, re-read from the store when older than [`REFRESH`].
 pub struct TenantDirectory {
     defaults: TenantSettings,
-    cached: RwLock<Option<(Instant, Arc<Vec<Arc<Tenant>>>)>>,
+    cached: RwLock<Option<(Instant, Snapshot)>>,
 }
 
 impl TenantDirectory {
@@ -242,7 +244,12 @@ impl TenantDirectory {
         }
     }
 
-    pub async fn all(&self, meta: &dyn MetaStore) -> Result<Arc<Vec<Arc<Tenant>>>, StoreError> {
+    /// Forgets the node's copy, so the next request reads the store.
+    pub async fn invalidate(&self) {
+        *self.cached.write().await = None;
+    }
+
+    pub async fn all(&self, meta: &dyn MetaStore) -> Result<Snapshot, StoreError> {
         if let Some((at, list)) = self.cached.read().await.as_ref() {
             if at.elapsed() < REFRESH {
                 return Ok(list.clone());
@@ -255,7 +262,7 @@ impl TenantDirectory {
             }
         }
         let records = meta.list_tenants().await?;
-        let list: Arc<Vec<Arc<Tenant>>> = Arc::new(
+        let list: Snapshot = Arc::new(
             records
                 .iter()
                 .map(|r| Arc::new(effective(r, &self.defaults)))

@@ -58,7 +58,7 @@ impl Session {
     }
 
     pub fn can_manage(&self, resource: &Resource) -> bool {
-        self.user.site_admin || resource.admins.iter().any(|a| *a == self.user.id)
+        self.user.site_admin || resource.admins.contains(&self.user.id)
     }
 }
 

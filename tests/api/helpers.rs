@@ -1,0 +1,249 @@
+//! Test harness: a fresh store per test, the router driven in-process, and a small client
+//! that keeps cookies and sends the CSRF header the way a portal page does.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use pixdrop::config::Config;
+use pixdrop::{App, AppState};
+use serde_json::Value;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    pub _dir: TempDir,
+}
+
+/// A fresh embedded store in a temporary directory, blobs in memory.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        storage_url: Some("memory://".into()),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let (app, _) = App::open(config, Some(ADMIN_PASSWORD.to_string()))
+        .await
+        .expect("open app");
+    let state = AppState(Arc::new(app));
+    let router = pixdrop::router(state.clone());
+    TestApp {
+        state,
+        router,
+        _dir: dir,
+    }
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect()
+    }
+}
+
+impl TestApp {
+    /// A browser on `host` with no cookies, connecting from 10.0.0.1.
+    pub fn client(&self, host: &str) -> Client<'_> {
+        Client {
+            app: self,
+            host: host.to_string(),
+            cookies: BTreeMap::new(),
+            send_csrf: true,
+            address: "10.0.0.1:5000".parse().expect("address"),
+        }
+    }
+
+    /// The site admin of tenant `default`, logged in.
+    pub async fn admin(&self) -> Client<'_> {
+        let mut c = self.client("portal.test");
+        let r = c.login("admin@localhost", ADMIN_PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        c
+    }
+
+    /// Changes a tenant setting and makes it visible at once (servers see it within 2 s).
+    pub async fn set(&self, tenant: &str, key: &str, value: &str) {
+        self.state
+            .meta
+            .set_tenant_setting(tenant, key, value)
+            .await
+            .expect("set tenant setting");
+        self.state.tenants.invalidate().await;
+    }
+
+    pub async fn add_tenant(&self, name: &str, hosts: &[&str]) {
+        let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+        self.state
+            .meta
+            .add_tenant(name, &hosts)
+            .await
+            .expect("add tenant");
+        self.state.tenants.invalidate().await;
+    }
+
+    /// Creates a user through the API as the site admin of `admin`'s tenant.
+    pub async fn create_user(&self, admin: &mut Client<'_>, email: &str) -> String {
+        let r = admin
+            .post_json(
+                "/api/users",
+                serde_json::json!({"Email": email, "Password": "user-password", "Name": email}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["UserID"].as_str().expect("UserID").to_string()
+    }
+
+    /// A new user of the admin's tenant, logged in on the same host.
+    pub async fn user<'a>(&'a self, admin: &mut Client<'a>, email: &str) -> (Client<'a>, String) {
+        let id = self.create_user(admin, email).await;
+        let mut c = self.client(&admin.host);
+        let r = c.login(email, "user-password").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        (c, id)
+    }
+}
+
+pub struct Client<'a> {
+    pub app: &'a TestApp,
+    pub host: String,
+    pub cookies: BTreeMap<String, String>,
+    /// Send `X-Csrf-Token_{tenant}` from the `Csrf-Token_{tenant}` cookie, as portal pages do.
+    pub send_csrf: bool,
+    pub address: SocketAddr,
+}
+
+impl Client<'_> {
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    pub async fn login(&mut self, email: &str, password: &str) -> TestResponse {
+        self.post_json(
+            "/api/login",
+            serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> axum::http::request::Builder {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, &self.host);
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            b = b.header(header::COOKIE, jar.join("; "));
+        }
+        if self.send_csrf {
+            for (name, value) in &self.cookies {
+                if let Some(tenant) = name.strip_prefix("Csrf-Token_") {
+                    b = b.header(format!("X-Csrf-Token_{tenant}"), value);
+                }
+            }
+        }
+        b
+    }
+
+    pub async fn send(&mut self, req: Request<Body>) -> TestResponse {
+        let mut req = req;
+        req.extensions_mut().insert(ConnectInfo(self.address));
+        let response = self
+            .app
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router never fails");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        for set in headers.get_all(header::SET_COOKIE) {
+            let set = set.to_str().expect("cookie header");
+            let pair = set.split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() || set.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> TestResponse {
+        let req = self
+            .request(Method::GET, path)
+            .body(Body::empty())
+            .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn json(&mut self, method: Method, path: &str, body: Value) -> TestResponse {
+        let req = self
+            .request(method, path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn post_json(&mut self, path: &str, body: Value) -> TestResponse {
+        self.json(Method::POST, path, body).await
+    }
+
+    pub async fn put_json(&mut self, path: &str, body: Value) -> TestResponse {
+        self.json(Method::PUT, path, body).await
+    }
+}

@@ -1,0 +1,12 @@
+//! The API test suite: one binary, the router driven in-process, plus process-level tests
+//! of `pixdrop serve` where the behaviour is about processes.
+
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+mod config;
+mod login;
+mod ops;
+mod process;
+mod resources;

@@ -1,0 +1,330 @@
+//! Tests of the real `pixdrop` binary: start-up, signals, and the admin CLI beside a
+//! running server. Servers listen on 127.0.0.1, on a port they pick, and are stopped by pid.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pixdrop");
+const PASSWORD: &str = "process-test-password";
+
+fn pixdrop(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--data-dir")
+        .arg(dir)
+        .env("PIXDROP_ADMIN_PASSWORD", PASSWORD);
+    c
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(dir: &std::path::Path) -> Server {
+        let mut child = pixdrop(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pixdrop serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("pixdrop listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start: {:?}", lines.lock().unwrap()));
+        Server {
+            child,
+            base,
+            stderr: lines,
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (killing it after `limit`).
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("server did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn serve_answers_logins_over_http_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let http = client();
+    let r = http
+        .post(format!("{}/api/login", server.base))
+        .json(&json!({"email": "admin@localhost", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["loginState"], "LoggedIn");
+    let r = http
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}");
+    assert!(server
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("stopped")));
+    // The same store opens again, with the same admin.
+    let mut again = Server::start(dir.path());
+    let r = client()
+        .post(format!("{}/api/login", again.base))
+        .json(&json!({"email": "admin@localhost", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    again.signal("INT");
+    assert!(again.wait(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_new_store_prints_a_generated_admin_password_once_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["tenant", "list"])
+            .env_remove("PIXDROP_ADMIN_PASSWORD")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success());
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("admin@localhost has password: "),
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8_lossy(&first.stdout), "default\t*\t\n");
+    let second = run();
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("password"));
+}
+
+#[test]
+fn an_unknown_pixdrop_variable_stops_start_up_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pixdrop(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PIXDROP_LISTNE", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.to_lowercase().contains("listne"), "{stderr}");
+    let out = pixdrop(dir.path())
+        .args(["tenant", "list"])
+        .env("PIXDROP_MASTER_SIZE", "huge")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master_size"));
+}
+
+fn user_add(
+    dir: &std::path::Path,
+    tenant: &str,
+    email: &str,
+    password: &str,
+) -> std::process::Output {
+    let mut child = pixdrop(dir)
+        .args([
+            "user",
+            "add",
+            "--tenant",
+            tenant,
+            "--email",
+            email,
+            "--name",
+            "Some One",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\nignored second line\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_manages_tenants_and_users_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+
+    let out = pixdrop(dir.path())
+        .args(["tenant", "add", "acme", "--host", "Acme.Localhost"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = user_add(dir.path(), "acme", "ops@acme.test", "ops-password");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap();
+    assert!(id.ends_with(".acme\n") && id.lines().count() == 1, "{id:?}");
+    let dup = user_add(dir.path(), "acme", "OPS@acme.test", "ops-password");
+    assert!(!dup.status.success());
+    assert!(dup.stdout.is_empty());
+
+    // The new user logs in at acme's host (the password is the first line, without "\n").
+    let http = client();
+    let login = || async {
+        http.post(format!("{}/api/login", server.base))
+            .header("host", "acme.localhost")
+            .json(&json!({"email": "ops@acme.test", "password": "ops-password"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let r = login().await;
+    assert_eq!(r.status(), 200);
+    let csrf_cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("Csrf-Token_acme="));
+    assert!(csrf_cookie);
+
+    // A setting changed by the CLI reaches the running server within 5 seconds.
+    let out = pixdrop(dir.path())
+        .args(["tenant", "set", "acme", "write_csrf", "false"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let start = Instant::now();
+    loop {
+        let r = http
+            .post(format!("{}/api/apps", server.base))
+            .header("host", "acme.localhost")
+            .json(&json!({"Name": "App"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 201 {
+            break;
+        }
+        assert_eq!(r.status(), 401);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "setting not seen after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let out = pixdrop(dir.path())
+        .args(["tenant", "set", "acme", "session_ttl", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = pixdrop(dir.path())
+        .args(["tenant", "set", "nope", "session_ttl", "1m"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = pixdrop(dir.path())
+        .args(["tenant", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        list.contains("acme\tacme.localhost\twrite_csrf=false"),
+        "{list}"
+    );
+
+    // passwd changes the password.
+    let mut child = pixdrop(dir.path())
+        .args([
+            "user",
+            "passwd",
+            "--tenant",
+            "acme",
+            "--email",
+            "ops@acme.test",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"new-ops-password\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(login().await.status(), 401);
+}
