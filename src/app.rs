@@ -3,6 +3,8 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use crate::auth::password::Passwords;
 use crate::blobs::Blobs;
 use crate::config::Config;
@@ -18,6 +20,8 @@ pub struct App {
     pub blobs: Blobs,
     pub tenants: TenantDirectory,
     pub passwords: Passwords,
+    /// Caps concurrent image decodes and renders (each holds a full frame in memory).
+    pub decode_permits: Arc<Semaphore>,
 }
 
 #[derive(Clone)]
@@ -66,6 +70,7 @@ impl App {
             }
         }
         let tenants = TenantDirectory::new(config.tenant_defaults.clone());
+        let decode_permits = Arc::new(Semaphore::new(config.decode_permits()));
         Ok((
             App {
                 config,
@@ -73,6 +78,7 @@ impl App {
                 blobs,
                 tenants,
                 passwords,
+                decode_permits,
             },
             opened,
         ))

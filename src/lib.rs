@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod imaging;
 pub mod meta;
 pub mod sweeper;
 pub mod tenants;

@@ -1,5 +1,6 @@
-//! The background sweeper: deletes what has expired. Every node runs one; the deletes are
-//! idempotent, so sweepers of several nodes may overlap.
+//! The background sweeper: deletes what has expired, and blobs that no record names. Every
+//! node runs one; each step is idempotent (rows are claimed by an UPDATE before their blobs
+//! are deleted, a missing blob is not an error), so sweepers of several nodes may overlap.
 
 use std::time::Duration;
 
@@ -7,14 +8,66 @@ use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::auth::throttle;
-use crate::meta::{now_ms, StoreError, SweepCounts};
+use crate::blobs::{picture_id_of, picture_key, DROPBOX_PREFIX};
+use crate::http::error::ApiError;
+use crate::meta::{now_ms, SweepCounts, RATE_WINDOW_MS};
 
-/// One sweep: expired sessions, and login failures older than the throttling window.
-pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, StoreError> {
+/// Pictures expired per batch; the sweep loops until a batch comes back short.
+const BATCH: u32 = 500;
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// One sweep: expired sessions and login failures, expired dropbox pictures and their
+/// blobs, old rows of consumed and expired pictures, and orphan blobs older than the grace.
+pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
     let now = now_ms();
-    let window = i64::try_from(throttle::WINDOW.as_millis()).unwrap_or(i64::MAX);
-    let counts = state.meta.sweep_expired(now, now - window).await?;
+    let mut counts = state
+        .meta
+        .sweep_expired(now, now - ms(throttle::WINDOW))
+        .await?;
+
+    loop {
+        let expired = state.meta.expire_pictures(now, BATCH).await?;
+        for id in &expired {
+            state.blobs.delete(&picture_key(*id)).await?;
+        }
+        counts.pictures_expired += expired.len() as u64;
+        if expired.len() < BATCH as usize {
+            break;
+        }
+    }
+    // Rows are kept for the upload-rate window, then dropped.
+    counts.picture_rows_purged = state.meta.purge_pictures(now - RATE_WINDOW_MS).await?;
+
+    counts.orphan_blobs = remove_orphans(state, now - ms(state.config.orphan_grace)).await?;
     Ok(counts)
+}
+
+/// Deletes dropbox blobs written before `older_than` that no pending or live picture names
+/// (left by a crash between the blob write and the commit, or by a failed clean-up).
+async fn remove_orphans(state: &AppState, older_than: i64) -> Result<u64, ApiError> {
+    let listed = state.blobs.list(DROPBOX_PREFIX).await?;
+    let candidates: Vec<(crate::blobs::BlobKey, Option<i64>)> = listed
+        .into_iter()
+        .filter(|b| b.modified_ms <= older_than)
+        .map(|b| {
+            let id = picture_id_of(&b.key);
+            (b.key, id)
+        })
+        .collect();
+    let ids: Vec<i64> = candidates.iter().filter_map(|(_, id)| *id).collect();
+    let held = state.meta.pictures_holding_blobs(&ids).await?;
+    let mut removed = 0;
+    for (key, id) in candidates {
+        if id.is_some_and(|id| held.contains(&id)) {
+            continue;
+        }
+        state.blobs.delete(&key).await?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// Sweeps every `interval` until `stop` turns true.

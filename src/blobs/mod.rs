@@ -2,12 +2,45 @@
 //! (local files, in-memory for tests). Keys are built here from typed values, never from
 //! anything a client sent.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures_util::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as Key;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, PutPayload};
+
+pub use object_store::path::Path as BlobKey;
+
+/// Where dropbox masters live: `dropbox/{id mod 256, hex}/{id}.png`, spread over 256
+/// directories so that a local store never grows one huge directory.
+pub const DROPBOX_PREFIX: &str = "dropbox";
+
+pub fn picture_key(id: i64) -> Key {
+    let shard = id.rem_euclid(256);
+    Key::from(format!("{DROPBOX_PREFIX}/{shard:02x}/{id}.png"))
+}
+
+/// The PictureID a dropbox key names, if it is one.
+pub fn picture_id_of(key: &Key) -> Option<i64> {
+    let mut parts = key.parts();
+    if parts.next()?.as_ref() != DROPBOX_PREFIX {
+        return None;
+    }
+    let _shard = parts.next()?;
+    let file = parts.next()?;
+    file.as_ref().strip_suffix(".png")?.parse().ok()
+}
+
+/// A listed blob: its key and when it was written (ms since the epoch).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: Key,
+    pub modified_ms: i64,
+    pub size: u64,
+}
 
 /// Why a blob operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +64,19 @@ impl From<object_store::Error> for BlobError {
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// Set for `file://` stores, whose writes are fsynced here (object_store does not).
+    local_root: Option<PathBuf>,
 }
 
 impl Blobs {
     /// Opens `file://PATH` (created if missing) or `memory://`.
     pub fn open(url: &str) -> anyhow::Result<Blobs> {
+        let mut local_root = None;
         let store: Arc<dyn ObjectStore> = if let Some(path) = url.strip_prefix("file://") {
             std::fs::create_dir_all(path)?;
-            Arc::new(LocalFileSystem::new_with_prefix(path)?)
+            let root = std::fs::canonicalize(path)?;
+            local_root = Some(root.clone());
+            Arc::new(LocalFileSystem::new_with_prefix(root)?)
         } else if url == "memory://" {
             Arc::new(InMemory::new())
         } else if url.starts_with("s3://") {
@@ -46,7 +84,55 @@ impl Blobs {
         } else {
             anyhow::bail!("storage_url must start with file://, s3:// or memory://")
         };
-        Ok(Blobs { store })
+        Ok(Blobs { store, local_root })
+    }
+
+    /// Writes a blob and returns once it is durable: for local files, the file and its
+    /// directory are fsynced (object_store's rename alone survives a process crash, not a
+    /// power loss); object stores acknowledge only durable writes.
+    pub async fn put_durable(&self, key: &Key, bytes: Bytes) -> Result<(), BlobError> {
+        self.store.put(key, PutPayload::from(bytes)).await?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(key.as_ref());
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&file)?.sync_all()?;
+                if let Some(dir) = file.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| BlobError::Unavailable(e.to_string()))?
+            .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &Key) -> Result<Bytes, BlobError> {
+        Ok(self.store.get(key).await?.bytes().await?)
+    }
+
+    /// Deletes a blob; one that is already gone is not an error (sweepers may overlap).
+    pub async fn delete(&self, key: &Key) -> Result<(), BlobError> {
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every blob under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, BlobError> {
+        let prefix = Key::from(prefix);
+        let listed: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(listed
+            .into_iter()
+            .map(|m| Listed {
+                key: m.location,
+                modified_ms: m.last_modified.timestamp_millis(),
+                size: m.size,
+            })
+            .collect())
     }
 
     /// Round trip to the store, for readiness probes: a missing probe key is an answer too.

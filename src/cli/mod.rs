@@ -153,10 +153,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(cmd) => tenant(&state, cmd).await,
         Command::User(cmd) => user(&state, cmd).await,
         Command::Gc => {
-            let counts = crate::sweeper::sweep_once(&state).await?;
+            let counts = crate::sweeper::sweep_once(&state)
+                .await
+                .map_err(|e| anyhow!("sweep failed: {e}"))?;
             println!(
-                "swept: {} sessions, {} login failures",
-                counts.sessions, counts.login_failures
+                "swept: {} sessions, {} login failures, {} expired pictures, {} picture rows, {} orphan blobs",
+                counts.sessions,
+                counts.login_failures,
+                counts.pictures_expired,
+                counts.picture_rows_purged,
+                counts.orphan_blobs
             );
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! The HTTP layer: the router, one file of handlers per area, the error type and the
 //! extractors.
 
+pub mod dropbox;
 pub mod error;
 pub mod extract;
 pub mod login;
@@ -44,6 +45,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/apis", admin_kind(Kind::Apis))
         .route("/api/groups", admin_kind(Kind::Groups))
         .route("/api/businesses", admin_kind(Kind::Businesses))
+        .route(wrapper::UPLOAD_PATH, post(dropbox::upload))
+        .route(
+            "/api/dropbox/pictures/{id}",
+            get(dropbox::get).put(dropbox::crop),
+        )
         .route(
             "/api/{kind}/{id}",
             get(resources::get).put(resources::update),

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+use crate::imaging::geometry::Rect;
 use crate::tenants::TenantRecord;
 
 pub use sqlite::SqliteStore;
@@ -130,11 +131,96 @@ pub struct FailureCounts {
     pub address_oldest: Option<i64>,
 }
 
+/// Where a dropbox picture is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PictureState {
+    /// The id is reserved and the blob is being written.
+    Pending,
+    Live,
+    /// Attached to a resource; its master blob is no longer needed.
+    Consumed,
+    /// Expired; its blob has been deleted.
+    Gone,
+}
+
+impl PictureState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PictureState::Pending => "pending",
+            PictureState::Live => "live",
+            PictureState::Consumed => "consumed",
+            PictureState::Gone => "gone",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PictureState> {
+        [
+            PictureState::Pending,
+            PictureState::Live,
+            PictureState::Consumed,
+            PictureState::Gone,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PictureRecord {
+    pub id: i64,
+    pub tenant: String,
+    pub owner: String,
+    pub state: PictureState,
+    pub width: u32,
+    pub height: u32,
+    pub crop: Option<Rect>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl PictureRecord {
+    /// Live and not expired at `now`: the only pictures clients can see.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.state == PictureState::Live && self.expires_at > now
+    }
+}
+
+/// A request to reserve a PictureID for an upload, with the quotas it must respect.
+#[derive(Debug, Clone)]
+pub struct NewPicture<'a> {
+    pub tenant: &'a str,
+    pub owner: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+    pub max_live: u32,
+    pub per_minute: u32,
+}
+
+/// The answer to a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    Granted(i64),
+    /// `max_live_pictures` reached; the earliest live picture expires at this time.
+    TooManyLive {
+        until: i64,
+    },
+    /// `uploads_per_minute` reached; the window has room again at this time.
+    TooFast {
+        until: i64,
+    },
+}
+
+/// The length of the upload-rate window.
+pub const RATE_WINDOW_MS: i64 = 60_000;
+
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepCounts {
     pub sessions: u64,
     pub login_failures: u64,
+    pub pictures_expired: u64,
+    pub picture_rows_purged: u64,
+    pub orphan_blobs: u64,
 }
 
 #[async_trait]
@@ -206,6 +292,26 @@ pub trait MetaStore: Send + Sync {
         name: Option<&str>,
         admins: Option<&[String]>,
     ) -> Result<(), StoreError>;
+
+    /// Reserves a PictureID (state pending) if the owner's quotas allow it, atomically with
+    /// the quota check so that concurrent uploads on any node cannot exceed them.
+    async fn reserve_picture(&self, new: &NewPicture<'_>) -> Result<Reservation, StoreError>;
+    /// Makes a pending picture live once its blob is durable.
+    async fn commit_picture(&self, id: i64, width: u32, height: u32) -> Result<(), StoreError>;
+    /// Forgets a reservation whose upload failed.
+    async fn abandon_picture(&self, id: i64) -> Result<(), StoreError>;
+    async fn picture(&self, tenant: &str, id: i64) -> Result<Option<PictureRecord>, StoreError>;
+    /// Stores the crop of a live picture; false when it is not live at `now`.
+    async fn set_crop(&self, id: i64, crop: Rect, now: i64) -> Result<bool, StoreError>;
+    /// Marks up to `limit` pending or live pictures expired at `now` as gone and returns
+    /// their ids; the caller then deletes their blobs.
+    async fn expire_pictures(&self, now: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+    /// Deletes rows of consumed and gone pictures created before `before`.
+    async fn purge_pictures(&self, before: i64) -> Result<u64, StoreError>;
+    /// Which of `ids` name a pending or live picture (whose blob must be kept).
+    async fn pictures_holding_blobs(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError>;
+    /// Live pictures, all tenants (a gauge for operators).
+    async fn count_live_pictures(&self, now: i64) -> Result<u64, StoreError>;
 
     /// Deletes expired sessions and login failures older than `failures_before`.
     async fn sweep_expired(

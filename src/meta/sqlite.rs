@@ -10,13 +10,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    new_id, now_ms, FailureCounts, Kind, MetaStore, NewUser, Resource, SessionRecord, StoreError,
-    SweepCounts, User,
+    new_id, now_ms, FailureCounts, Kind, MetaStore, NewPicture, NewUser, PictureRecord,
+    PictureState, Reservation, Resource, SessionRecord, StoreError, SweepCounts, User,
+    RATE_WINDOW_MS,
 };
+use crate::imaging::geometry::Rect;
 use crate::tenants::{TenantRecord, DEFAULT_TENANT};
 
 /// Versioned schema changes, applied in order, each once, inside one write transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite/0001_init.sql")),
+    (2, include_str!("migrations/sqlite/0002_pictures.sql")),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -58,6 +63,37 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
         name: row.try_get("name").map_err(map_err)?,
         password_hash: row.try_get("password_hash").map_err(map_err)?,
         site_admin: row.try_get::<i64, _>("site_admin").map_err(map_err)? != 0,
+    })
+}
+
+fn picture_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<PictureRecord, StoreError> {
+    let state: String = r.get("state");
+    let dim = |col: &str| u32::try_from(r.get::<i64, _>(col)).unwrap_or(0);
+    let crop = match (
+        r.get::<Option<i64>, _>("crop_x"),
+        r.get::<Option<i64>, _>("crop_y"),
+        r.get::<Option<i64>, _>("crop_w"),
+        r.get::<Option<i64>, _>("crop_h"),
+    ) {
+        (Some(x), Some(y), Some(w), Some(h)) => Some(Rect {
+            x: u32::try_from(x).unwrap_or(0),
+            y: u32::try_from(y).unwrap_or(0),
+            w: u32::try_from(w).unwrap_or(0),
+            h: u32::try_from(h).unwrap_or(0),
+        }),
+        _ => None,
+    };
+    Ok(PictureRecord {
+        id: r.get("id"),
+        tenant: r.get("tenant"),
+        owner: r.get("owner"),
+        state: PictureState::parse(&state)
+            .ok_or_else(|| StoreError::Internal(format!("picture state {state}")))?,
+        width: dim("width"),
+        height: dim("height"),
+        crop,
+        created_at: r.get("created_at"),
+        expires_at: r.get("expires_at"),
     })
 }
 
@@ -548,6 +584,169 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
+    async fn reserve_picture(&self, new: &NewPicture<'_>) -> Result<Reservation, StoreError> {
+        // One statement: SQLite runs it under the database write lock, so the counts and
+        // the insert are atomic across connections and processes.
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO pictures (tenant, owner, state, created_at, expires_at) \
+             SELECT ?1, ?2, 'pending', ?3, ?4 \
+             WHERE (SELECT count(*) FROM pictures WHERE tenant = ?1 AND owner = ?2 \
+                    AND state IN ('pending', 'live') AND expires_at > ?3) < ?5 \
+               AND (SELECT count(*) FROM pictures WHERE tenant = ?1 AND owner = ?2 \
+                    AND created_at > ?3 - ?7) < ?6 \
+             RETURNING id",
+        )
+        .bind(new.tenant)
+        .bind(new.owner)
+        .bind(new.now)
+        .bind(new.expires_at)
+        .bind(i64::from(new.max_live))
+        .bind(i64::from(new.per_minute))
+        .bind(RATE_WINDOW_MS)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if let Some(id) = id {
+            return Ok(Reservation::Granted(id));
+        }
+        let live = sqlx::query(
+            "SELECT count(*) AS n, min(expires_at) AS first FROM pictures \
+             WHERE tenant = ?1 AND owner = ?2 AND state IN ('pending', 'live') AND expires_at > ?3",
+        )
+        .bind(new.tenant)
+        .bind(new.owner)
+        .bind(new.now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if live.get::<i64, _>("n") >= i64::from(new.max_live) {
+            let until: Option<i64> = live.get("first");
+            return Ok(Reservation::TooManyLive {
+                until: until.unwrap_or(new.now + 1000),
+            });
+        }
+        // The k-th newest upload in the window leaves it first when the window is full.
+        let recent: Vec<i64> = sqlx::query_scalar(
+            "SELECT created_at FROM pictures WHERE tenant = ?1 AND owner = ?2 \
+             AND created_at > ?3 - ?4 ORDER BY created_at DESC LIMIT ?5",
+        )
+        .bind(new.tenant)
+        .bind(new.owner)
+        .bind(new.now)
+        .bind(RATE_WINDOW_MS)
+        .bind(i64::from(new.per_minute))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let until = recent.last().map_or(new.now + 1000, |t| t + RATE_WINDOW_MS);
+        Ok(Reservation::TooFast { until })
+    }
+
+    async fn commit_picture(&self, id: i64, width: u32, height: u32) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE pictures SET state = 'live', width = ?, height = ? \
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(i64::from(width))
+        .bind(i64::from(height))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn abandon_picture(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM pictures WHERE id = ? AND state = 'pending'")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn picture(&self, tenant: &str, id: i64) -> Result<Option<PictureRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM pictures WHERE tenant = ? AND id = ?")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(picture_from_row).transpose()
+    }
+
+    async fn set_crop(&self, id: i64, crop: Rect, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE pictures SET crop_x = ?, crop_y = ?, crop_w = ?, crop_h = ? \
+             WHERE id = ? AND state = 'live' AND expires_at > ?",
+        )
+        .bind(i64::from(crop.x))
+        .bind(i64::from(crop.y))
+        .bind(i64::from(crop.w))
+        .bind(i64::from(crop.h))
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn expire_pictures(&self, now: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE pictures SET state = 'gone' WHERE id IN \
+             (SELECT id FROM pictures WHERE state IN ('pending', 'live') AND expires_at <= ? LIMIT ?) \
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn purge_pictures(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM pictures WHERE state IN ('consumed', 'gone') AND created_at < ?",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn pictures_holding_blobs(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let mut held = Vec::new();
+        for chunk in ids.chunks(500) {
+            let list = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
+            let mut found: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM pictures WHERE state IN ('pending', 'live') \
+                 AND id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(list)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            held.append(&mut found);
+        }
+        Ok(held)
+    }
+
+    async fn count_live_pictures(&self, now: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pictures WHERE state = 'live' AND expires_at > ?",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn sweep_expired(
         &self,
         now: i64,
@@ -568,6 +767,7 @@ impl MetaStore for SqliteStore {
         Ok(SweepCounts {
             sessions,
             login_failures,
+            ..SweepCounts::default()
         })
     }
 }

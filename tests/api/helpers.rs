@@ -247,3 +247,92 @@ impl Client<'_> {
         self.json(Method::PUT, path, body).await
     }
 }
+
+/// One part of a multipart body.
+pub struct Part<'b> {
+    pub name: &'b str,
+    pub filename: Option<&'b str>,
+    pub content_type: Option<&'b str>,
+    pub data: &'b [u8],
+}
+
+impl<'b> Part<'b> {
+    pub fn file(name: &'b str, data: &'b [u8]) -> Part<'b> {
+        Part {
+            name,
+            filename: Some("picture.jpg"),
+            content_type: Some("application/octet-stream"),
+            data,
+        }
+    }
+
+    pub fn text(name: &'b str, data: &'b str) -> Part<'b> {
+        Part {
+            name,
+            filename: None,
+            content_type: None,
+            data: data.as_bytes(),
+        }
+    }
+}
+
+pub const BOUNDARY: &str = "----pixdropTestBoundary7MA4YWxkTrZu0gW";
+
+pub fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let mut disposition = format!("Content-Disposition: form-data; name=\"{}\"", p.name);
+        if let Some(f) = p.filename {
+            disposition.push_str(&format!("; filename=\"{f}\""));
+        }
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(b"\r\n");
+        if let Some(ct) = p.content_type {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(p.data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+impl Client<'_> {
+    /// Uploads `parts` to the dropbox (`query` is appended to the path).
+    pub async fn upload_parts(&mut self, query: &str, parts: &[Part<'_>]) -> TestResponse {
+        let body = multipart(parts);
+        let req = self
+            .request(Method::POST, &format!("/api/dropbox/pictures{query}"))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body))
+            .expect("request");
+        self.send(req).await
+    }
+
+    /// Uploads one image as the `Profile` part; returns the response.
+    pub async fn upload(&mut self, image: &[u8]) -> TestResponse {
+        self.upload_parts("", &[Part::file("Profile", image)]).await
+    }
+
+    /// Uploads one image and returns its PictureID, asserting success.
+    pub async fn upload_ok(&mut self, image: &[u8]) -> i64 {
+        let r = self.upload(image).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.text().parse().expect("PictureID")
+    }
+
+    pub async fn form(&mut self, method: Method, path: &str, form: &str) -> TestResponse {
+        let req = self
+            .request(method, path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_string()))
+            .expect("request");
+        self.send(req).await
+    }
+}

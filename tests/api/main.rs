@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod images;
 
 mod config;
+mod dropbox;
 mod login;
 mod ops;
 mod process;
