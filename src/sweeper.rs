@@ -20,7 +20,8 @@ fn ms(d: Duration) -> i64 {
 }
 
 /// One sweep: expired sessions and login failures, expired dropbox pictures and their
-/// blobs, old rows of consumed and expired pictures, and orphan blobs older than the grace.
+/// blobs, uploads reserved longer ago than the orphan grace and never committed, old rows of
+/// consumed and expired pictures, and orphan blobs older than the grace.
 pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
     let now = now_ms();
     let mut counts = state
@@ -28,8 +29,9 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
         .sweep_expired(now, now - ms(throttle::WINDOW))
         .await?;
 
+    let grace_start = now - ms(state.config.orphan_grace);
     loop {
-        let expired = state.meta.expire_pictures(now, BATCH).await?;
+        let expired = state.meta.expire_pictures(now, grace_start, BATCH).await?;
         for id in &expired {
             state.blobs.delete(&picture_key(*id)).await?;
         }
@@ -41,7 +43,11 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
     // Rows are kept for the upload-rate window, then dropped.
     counts.picture_rows_purged = state.meta.purge_pictures(now - RATE_WINDOW_MS).await?;
 
-    counts.orphan_blobs = remove_orphans(state, now - ms(state.config.orphan_grace)).await?;
+    counts.orphan_blobs = remove_orphans(state, grace_start).await?
+        + state
+            .blobs
+            .remove_stale_staging(DROPBOX_PREFIX, grace_start)
+            .await?;
     Ok(counts)
 }
 

@@ -120,6 +120,25 @@ impl Blobs {
         }
     }
 
+    /// Deletes half-written files that a crash left in a local store (object_store stages a
+    /// write as `NAME#N` and renames it; listings never show those). Other stores have no
+    /// such leftovers visible to pixdrop (S3 multipart uploads are expired by the bucket's
+    /// lifecycle rules).
+    pub async fn remove_stale_staging(
+        &self,
+        prefix: &str,
+        older_than_ms: i64,
+    ) -> Result<u64, BlobError> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(0);
+        };
+        let dir = root.join(prefix);
+        tokio::task::spawn_blocking(move || remove_staging_files(&dir, older_than_ms))
+            .await
+            .map_err(|e| BlobError::Unavailable(e.to_string()))?
+            .map_err(|e| BlobError::Unavailable(e.to_string()))
+    }
+
     /// Every blob under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, BlobError> {
         let prefix = Key::from(prefix);
@@ -141,5 +160,62 @@ impl Blobs {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+fn is_staging_name(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn remove_staging_files(dir: &std::path::Path, older_than_ms: i64) -> std::io::Result<u64> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            removed += remove_staging_files(&entry.path(), older_than_ms)?;
+            continue;
+        }
+        if !is_staging_name(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        let modified = entry
+            .metadata()?
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        if modified <= older_than_ms {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_sharded_and_parse_back() {
+        let k = picture_key(1001);
+        assert_eq!(k.as_ref(), "dropbox/e9/1001.png");
+        assert_eq!(picture_id_of(&k), Some(1001));
+        assert_eq!(picture_id_of(&Key::from("dropbox/e9/x.png")), None);
+        assert_eq!(picture_id_of(&Key::from("avatars/e9/1001.png")), None);
+    }
+
+    #[test]
+    fn staging_names() {
+        assert!(is_staging_name("1001.png#1"));
+        assert!(is_staging_name("1001.png#23"));
+        assert!(!is_staging_name("1001.png"));
+        assert!(!is_staging_name("a#b"));
     }
 }

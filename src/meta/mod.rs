@@ -303,9 +303,15 @@ pub trait MetaStore: Send + Sync {
     async fn picture(&self, tenant: &str, id: i64) -> Result<Option<PictureRecord>, StoreError>;
     /// Stores the crop of a live picture; false when it is not live at `now`.
     async fn set_crop(&self, id: i64, crop: Rect, now: i64) -> Result<bool, StoreError>;
-    /// Marks up to `limit` pending or live pictures expired at `now` as gone and returns
-    /// their ids; the caller then deletes their blobs.
-    async fn expire_pictures(&self, now: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+    /// Marks up to `limit` pictures as gone and returns their ids, for the caller to delete
+    /// their blobs: pending or live ones expired at `now`, and pending ones reserved before
+    /// `stale_pending_before` (an upload that died between its reservation and its commit).
+    async fn expire_pictures(
+        &self,
+        now: i64,
+        stale_pending_before: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>, StoreError>;
     /// Deletes rows of consumed and gone pictures created before `before`.
     async fn purge_pictures(&self, before: i64) -> Result<u64, StoreError>;
     /// Which of `ids` name a pending or live picture (whose blob must be kept).

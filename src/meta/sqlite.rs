@@ -695,13 +695,20 @@ impl MetaStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn expire_pictures(&self, now: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+    async fn expire_pictures(
+        &self,
+        now: i64,
+        stale_pending_before: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>, StoreError> {
         sqlx::query_scalar(
             "UPDATE pictures SET state = 'gone' WHERE id IN \
-             (SELECT id FROM pictures WHERE state IN ('pending', 'live') AND expires_at <= ? LIMIT ?) \
+             (SELECT id FROM pictures WHERE (state IN ('pending', 'live') AND expires_at <= ?) \
+              OR (state = 'pending' AND created_at <= ?) LIMIT ?) \
              RETURNING id",
         )
         .bind(now)
+        .bind(stale_pending_before)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await

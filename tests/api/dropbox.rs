@@ -632,9 +632,34 @@ async fn orphan_blobs_are_swept_after_the_grace_and_live_ones_kept() {
         .put_durable(&orphan, bytes::Bytes::from_static(b"x"))
         .await
         .unwrap();
-    assert_eq!(dropbox_blobs(&app).await, 2);
+    // And one whose upload died after writing its blob, before its commit.
+    let now = pixdrop::meta::now_ms();
+    let reserved = app
+        .state
+        .meta
+        .reserve_picture(&pixdrop::meta::NewPicture {
+            tenant: "default",
+            owner: "someone.default",
+            now,
+            expires_at: now + 3_600_000,
+            max_live: 10,
+            per_minute: 10,
+        })
+        .await
+        .unwrap();
+    let pixdrop::meta::Reservation::Granted(stuck) = reserved else {
+        panic!("{reserved:?}")
+    };
+    let stuck_key = pixdrop::blobs::picture_key(stuck);
+    app.state
+        .blobs
+        .put_durable(&stuck_key, bytes::Bytes::from_static(b"y"))
+        .await
+        .unwrap();
+    assert_eq!(dropbox_blobs(&app).await, 3);
     let counts = pixdrop::sweeper::sweep_once(&app.state).await.unwrap();
     assert_eq!(counts.orphan_blobs, 1);
+    assert_eq!(counts.pictures_expired, 1);
     assert_eq!(dropbox_blobs(&app).await, 1);
     assert_eq!(
         c.get(&format!("/api/dropbox/pictures/{id}")).await.status,

@@ -27,8 +27,13 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &std::path::Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let mut child = pixdrop(dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -327,4 +332,157 @@ async fn the_cli_manages_tenants_and_users_beside_a_running_server() {
         .unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(login().await.status(), 401);
+}
+
+/// Logs in as the site admin; returns the client (cookies kept) and the CSRF token.
+pub async fn admin_login(base: &str) -> (reqwest::Client, String) {
+    let http = client();
+    let r = http
+        .post(format!("{base}/api/login"))
+        .json(&json!({"email": "admin@localhost", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csrf = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix("Csrf-Token_default="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    (http, csrf)
+}
+
+pub fn upload_request(
+    http: &reqwest::Client,
+    base: &str,
+    csrf: &str,
+    image: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let part = reqwest::multipart::Part::bytes(image).file_name("p.jpg");
+    http.post(format!("{base}/api/dropbox/pictures"))
+        .header("X-Csrf-Token_default", csrf)
+        .multipart(reqwest::multipart::Form::new().part("Profile", part))
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_uploads_survive_sigkill_and_a_sweep_leaves_no_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    let quotas = [
+        ("PIXDROP_TENANT_DEFAULTS__UPLOADS_PER_MINUTE", "100000"),
+        ("PIXDROP_TENANT_DEFAULTS__MAX_LIVE_PICTURES", "100000"),
+    ];
+    let mut server = Server::start_with(dir.path(), &quotas);
+    let (http, csrf) = admin_login(&server.base).await;
+    let image = crate::images::jpeg(320, 240);
+    let acked = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let mut writers = Vec::new();
+    for _ in 0..6 {
+        let (http, csrf, base, image, acked) = (
+            http.clone(),
+            csrf.clone(),
+            server.base.clone(),
+            image.clone(),
+            acked.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            // Bounded: stops at the first failed request (the kill) or after 2,000 uploads.
+            for _ in 0..2000 {
+                match upload_request(&http, &base, &csrf, image.clone())
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        let id = r.text().await.map(|t| t.parse::<i64>().unwrap());
+                        match id {
+                            Ok(id) => acked.lock().unwrap().push(id),
+                            Err(_) => return,
+                        }
+                    }
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    let start = Instant::now();
+    while acked.lock().unwrap().len() < 40 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "uploads too slow"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.signal("KILL");
+    server.wait(Duration::from_secs(10));
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 40);
+
+    let mut again = Server::start_with(dir.path(), &quotas);
+    let (http, _) = admin_login(&again.base).await;
+    for id in &acked {
+        let r = http
+            .get(format!("{}/api/dropbox/pictures/{id}", again.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged picture {id} lost");
+        let png = r.bytes().await.unwrap();
+        assert_eq!(crate::images::decode_png(&png).width(), 320);
+    }
+    again.signal("TERM");
+    assert!(again.wait(Duration::from_secs(20)).success());
+
+    let out = pixdrop(dir.path())
+        .arg("gc")
+        .env("PIXDROP_ORPHAN_GRACE", "0s")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every file left in the blob store is a picture the store names as live.
+    let mut again = Server::start_with(dir.path(), &quotas);
+    let (http, _) = admin_login(&again.base).await;
+    let left = files(&dir.path().join("blobs"));
+    assert!(left.len() >= acked.len());
+    for file in left {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let id: i64 = name
+            .strip_suffix(".png")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("stray file {name}"));
+        let r = http
+            .get(format!("{}/api/dropbox/pictures/{id}", again.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "blob {name} names no live picture");
+    }
+    again.signal("TERM");
+    again.wait(Duration::from_secs(20));
 }
