@@ -148,6 +148,99 @@ async fn reserve(state: &AppState, session: &Session) -> Result<PendingUpload, A
     }
 }
 
+/// What the upload checks while the parts stream by: the CSRF token of a form field, and,
+/// before the first file byte is read, the CSRF decision and the quota reservation.
+#[async_trait::async_trait]
+pub trait PartGate: Send {
+    /// A part that is not a file.
+    async fn text_part(&mut self, name: &str, field: multer::Field<'_>) -> Result<(), ApiError>;
+    /// Called before each file part that will be read.
+    async fn before_file(&mut self) -> Result<(), ApiError>;
+}
+
+/// Lets everything through (for the fuzzer and tools).
+pub struct OpenGate;
+
+#[async_trait::async_trait]
+impl PartGate for OpenGate {
+    async fn text_part(&mut self, _: &str, _: multer::Field<'_>) -> Result<(), ApiError> {
+        Ok(())
+    }
+    async fn before_file(&mut self) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+struct UploadGate<'a> {
+    state: &'a AppState,
+    session: &'a Session,
+    csrf_field: String,
+    csrf_ok: bool,
+    limit: u64,
+    pending: Option<PendingUpload>,
+}
+
+#[async_trait::async_trait]
+impl PartGate for UploadGate<'_> {
+    async fn text_part(&mut self, name: &str, field: multer::Field<'_>) -> Result<(), ApiError> {
+        if !self.csrf_ok && name.eq_ignore_ascii_case(&self.csrf_field) {
+            let token = read_part(field, self.limit).await?;
+            let token = String::from_utf8_lossy(&token);
+            self.session.check_csrf_token(Some(token.trim()))?;
+            self.csrf_ok = true;
+        }
+        Ok(())
+    }
+
+    async fn before_file(&mut self) -> Result<(), ApiError> {
+        if !self.csrf_ok {
+            self.session.check_csrf_token(None)?;
+        }
+        if self.pending.is_none() {
+            self.pending = Some(reserve(self.state, self.session).await?);
+        }
+        Ok(())
+    }
+}
+
+/// The image of a multipart body: the `Profile` file part, else the first file part.
+/// Reading stops at the `Profile` part; parts after it are never read.
+pub async fn pick_image_part(
+    multipart: &mut multer::Multipart<'_>,
+) -> Result<Option<Bytes>, ApiError> {
+    pick_image_part_gated(multipart, u64::MAX, &mut OpenGate).await
+}
+
+async fn pick_image_part_gated(
+    multipart: &mut multer::Multipart<'_>,
+    limit: u64,
+    gate: &mut impl PartGate,
+) -> Result<Option<Bytes>, ApiError> {
+    let mut first: Option<Bytes> = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        if field.file_name().is_none() {
+            gate.text_part(&name, field).await?;
+            continue;
+        }
+        let preferred = name == PREFERRED_PART;
+        if first.is_some() && !preferred {
+            continue;
+        }
+        gate.before_file().await?;
+        let bytes = read_part(field, limit).await?;
+        if preferred {
+            return Ok(Some(bytes));
+        }
+        first = Some(bytes);
+    }
+    Ok(first)
+}
+
 /// Reads one part whole; multer stops it at the per-part limit.
 async fn read_part(mut field: multer::Field<'_>, limit: u64) -> Result<Bytes, ApiError> {
     let mut buf = Vec::new();
@@ -201,42 +294,16 @@ pub async fn upload(
     );
     let mut multipart =
         multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
-    let mut pending: Option<PendingUpload> = None;
-    let mut first: Option<Bytes> = None;
-    let mut chosen: Option<Bytes> = None;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| multipart_error(e, limit))?
-    {
-        let name = field.name().unwrap_or("").to_string();
-        if field.file_name().is_none() {
-            if !csrf_ok && name.eq_ignore_ascii_case(&csrf_field) {
-                let token = read_part(field, limit).await?;
-                let token = String::from_utf8_lossy(&token);
-                session.check_csrf_token(Some(token.trim()))?;
-                csrf_ok = true;
-            }
-            continue;
-        }
-        if !csrf_ok {
-            session.check_csrf_token(None)?;
-        }
-        let preferred = name == PREFERRED_PART;
-        if first.is_some() && !preferred {
-            continue;
-        }
-        if pending.is_none() {
-            pending = Some(reserve(&state, &session).await?);
-        }
-        let bytes = read_part(field, limit).await?;
-        if preferred {
-            chosen = Some(bytes);
-            break;
-        }
-        first = Some(bytes);
-    }
-    let (Some(mut pending), Some(bytes)) = (pending, chosen.or(first)) else {
+    let mut gate = UploadGate {
+        state: &state,
+        session: &session,
+        csrf_field,
+        csrf_ok,
+        limit,
+        pending: None,
+    };
+    let bytes = pick_image_part_gated(&mut multipart, limit, &mut gate).await?;
+    let (Some(mut pending), Some(bytes)) = (gate.pending.take(), bytes) else {
         return Err(ApiError::BadRequest(
             "no_file_part",
             "the request has no file part".into(),
