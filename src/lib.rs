@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blobs;
 pub mod cli;
 pub mod config;
+pub mod fsck;
 pub mod http;
 pub mod imaging;
 pub mod meta;

@@ -8,7 +8,9 @@ use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::auth::throttle;
-use crate::blobs::{picture_id_of, picture_key, DROPBOX_PREFIX};
+use crate::blobs::{
+    avatar_dir, avatar_version_of, picture_id_of, picture_key, AVATAR_PREFIX, DROPBOX_PREFIX,
+};
 use crate::http::error::ApiError;
 use crate::meta::{now_ms, SweepCounts, RATE_WINDOW_MS};
 
@@ -43,10 +45,29 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
     // Rows are kept for the upload-rate window, then dropped.
     counts.picture_rows_purged = state.meta.purge_pictures(now - RATE_WINDOW_MS).await?;
 
+    loop {
+        let pruned = state
+            .meta
+            .prune_avatar_versions(state.config.keep_avatar_versions, BATCH)
+            .await?;
+        for version in &pruned {
+            state.blobs.delete_prefix(&avatar_dir(&version.id)).await?;
+        }
+        counts.avatar_versions_pruned += pruned.len() as u64;
+        if pruned.len() < BATCH as usize {
+            break;
+        }
+    }
+
     counts.orphan_blobs = remove_orphans(state, grace_start).await?
+        + remove_avatar_orphans(state, grace_start).await?
         + state
             .blobs
             .remove_stale_staging(DROPBOX_PREFIX, grace_start)
+            .await?
+        + state
+            .blobs
+            .remove_stale_staging(AVATAR_PREFIX, grace_start)
             .await?;
     Ok(counts)
 }
@@ -68,6 +89,33 @@ async fn remove_orphans(state: &AppState, older_than: i64) -> Result<u64, ApiErr
     let mut removed = 0;
     for (key, id) in candidates {
         if id.is_some_and(|id| held.contains(&id)) {
+            continue;
+        }
+        state.blobs.delete(&key).await?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Deletes avatar blobs written before `older_than` whose version has no record (an attach
+/// that crashed before its commit, or a prune interrupted between record and blobs).
+async fn remove_avatar_orphans(state: &AppState, older_than: i64) -> Result<u64, ApiError> {
+    let listed = state.blobs.list(AVATAR_PREFIX).await?;
+    let old: Vec<(crate::blobs::BlobKey, Option<String>)> = listed
+        .into_iter()
+        .filter(|b| b.modified_ms <= older_than)
+        .map(|b| {
+            let v = avatar_version_of(&b.key);
+            (b.key, v)
+        })
+        .collect();
+    let mut ids: Vec<String> = old.iter().filter_map(|(_, v)| v.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let known = state.meta.known_avatar_versions(&ids).await?;
+    let mut removed = 0;
+    for (key, version) in old {
+        if version.is_some_and(|v| known.contains(&v)) {
             continue;
         }
         state.blobs.delete(&key).await?;

@@ -34,6 +34,33 @@ pub fn picture_id_of(key: &Key) -> Option<i64> {
     file.as_ref().strip_suffix(".png")?.parse().ok()
 }
 
+/// Where avatar versions live: `avatars/{first two hex digits}/{version}/master.png` and
+/// cached renditions `…/{version}/{size}.png` beside it.
+pub const AVATAR_PREFIX: &str = "avatars";
+
+pub fn avatar_dir(version: &str) -> String {
+    let shard = version.get(..2).unwrap_or("00");
+    format!("{AVATAR_PREFIX}/{shard}/{version}")
+}
+
+pub fn avatar_master_key(version: &str) -> Key {
+    Key::from(format!("{}/master.png", avatar_dir(version)))
+}
+
+pub fn avatar_rendition_key(version: &str, size: u32) -> Key {
+    Key::from(format!("{}/{size}.png", avatar_dir(version)))
+}
+
+/// The avatar version an avatar key belongs to, if it is one.
+pub fn avatar_version_of(key: &Key) -> Option<String> {
+    let mut parts = key.parts();
+    if parts.next()?.as_ref() != AVATAR_PREFIX {
+        return None;
+    }
+    let _shard = parts.next()?;
+    Some(parts.next()?.as_ref().to_string())
+}
+
 /// A listed blob: its key and when it was written (ms since the epoch).
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -106,6 +133,22 @@ impl Blobs {
             .map_err(|e| BlobError::Unavailable(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Writes a blob that can be rebuilt (a cached rendition): no fsync.
+    pub async fn put(&self, key: &Key, bytes: Bytes) -> Result<(), BlobError> {
+        self.store.put(key, PutPayload::from(bytes)).await?;
+        Ok(())
+    }
+
+    /// Deletes every blob under `prefix`; returns how many.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError> {
+        let mut n = 0;
+        for blob in self.list(prefix).await? {
+            self.delete(&blob.key).await?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     pub async fn get(&self, key: &Key) -> Result<Bytes, BlobError> {
@@ -209,6 +252,20 @@ mod tests {
         assert_eq!(picture_id_of(&k), Some(1001));
         assert_eq!(picture_id_of(&Key::from("dropbox/e9/x.png")), None);
         assert_eq!(picture_id_of(&Key::from("avatars/e9/1001.png")), None);
+        let v = "ab12cd";
+        assert_eq!(
+            avatar_master_key(v).as_ref(),
+            "avatars/ab/ab12cd/master.png"
+        );
+        assert_eq!(
+            avatar_rendition_key(v, 75).as_ref(),
+            "avatars/ab/ab12cd/75.png"
+        );
+        assert_eq!(
+            avatar_version_of(&avatar_rendition_key(v, 75)).as_deref(),
+            Some(v)
+        );
+        assert_eq!(avatar_version_of(&picture_key(5)), None);
     }
 
     #[test]

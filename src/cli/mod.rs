@@ -54,6 +54,12 @@ pub enum Command {
     User(UserCommand),
     /// Run one sweep of expired records now.
     Gc,
+    /// Check that metadata and blobs agree; exits non-zero when they do not.
+    Fsck {
+        /// Forget records whose blob is lost and delete blobs no record names.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let serving = matches!(cli.command, Command::Serve);
+    let mut failed = false;
     init_tracing(config.log_format, if serving { "info" } else { "warn" });
 
     let admin_password = std::env::var(ADMIN_PASSWORD_VAR).ok();
@@ -157,18 +164,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow!("sweep failed: {e}"))?;
             println!(
-                "swept: {} sessions, {} login failures, {} expired pictures, {} picture rows, {} orphan blobs",
+                "swept: {} sessions, {} login failures, {} expired pictures, {} picture rows, {} avatar versions, {} orphan blobs",
                 counts.sessions,
                 counts.login_failures,
                 counts.pictures_expired,
                 counts.picture_rows_purged,
+                counts.avatar_versions_pruned,
                 counts.orphan_blobs
             );
             Ok(())
         }
+        Command::Fsck { repair } => {
+            let problems = crate::fsck::check(&state)
+                .await
+                .map_err(|e| anyhow!("fsck failed: {e}"))?;
+            for p in &problems {
+                println!("{p}");
+            }
+            if repair && !problems.is_empty() {
+                crate::fsck::repair(&state, &problems)
+                    .await
+                    .map_err(|e| anyhow!("repair failed: {e}"))?;
+                let left = crate::fsck::check(&state)
+                    .await
+                    .map_err(|e| anyhow!("fsck failed: {e}"))?;
+                println!("repaired {} problems; {} left", problems.len(), left.len());
+                failed = !left.is_empty();
+            } else {
+                println!("{} problems", problems.len());
+                failed = !problems.is_empty();
+            }
+            Ok(())
+        }
     };
     state.meta.close().await;
-    result
+    result?;
+    if failed {
+        bail!("the store has problems (see above)");
+    }
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -1,6 +1,7 @@
 //! The HTTP layer: the router, one file of handlers per area, the error type and the
 //! extractors.
 
+pub mod avatars;
 pub mod dropbox;
 pub mod error;
 pub mod extract;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -54,6 +55,9 @@ pub fn router(state: AppState) -> Router {
             "/api/{kind}/{id}",
             get(resources::get).put(resources::update),
         )
+        .route("/api/{kind}/{id}/avatar", get(avatars::current))
+        .route("/api/{kind}/{id}/avatars/{file}", get(avatars::version))
+        .route("/api/{kind}/{id}/picture", delete(avatars::delete_picture))
         .layer(axum::middleware::from_fn(error::render_errors))
         .layer(
             TraceLayer::new_for_http()

@@ -245,10 +245,9 @@ pub async fn update(
         check_admins(&state, &session.tenant.name, admins).await?;
     }
     let picture = picture_id(body.picture_id.as_ref())?;
-    if picture.is_some() {
-        // Attaching comes with the dropbox (issue [2]) and avatars (issue [3]); until then
-        // no PictureID can name a live dropbox picture.
-        return Err(ApiError::not_found("picture"));
+    // The attach goes first: if the picture is refused, nothing else changes either.
+    if let Some(picture) = picture {
+        super::avatars::attach(&state, &session, &resource, picture).await?;
     }
     if name.is_some() || body.admins.is_some() {
         state

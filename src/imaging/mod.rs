@@ -2,6 +2,7 @@
 //! [`sniff`] → [`header_dimensions`] + [`check_limits`] → [`decode`] (orientation applied) →
 //! [`geometry::fit_within`] → [`encode_png`]; [`ingest`] runs them in that order.
 
+pub mod avatar;
 pub mod codec;
 pub mod geometry;
 pub mod sniff;

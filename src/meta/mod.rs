@@ -213,6 +213,33 @@ pub enum Reservation {
 /// The length of the upload-rate window.
 pub const RATE_WINDOW_MS: i64 = 60_000;
 
+/// One rendered avatar of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvatarVersion {
+    pub id: String,
+    pub tenant: String,
+    pub kind: Kind,
+    pub resource_id: String,
+    /// The stored avatar's side in pixels.
+    pub side: u32,
+    pub created_at: i64,
+}
+
+/// An attach: the picture to consume and the version that replaces the current avatar.
+#[derive(Debug, Clone)]
+pub struct Attach<'a> {
+    pub tenant: &'a str,
+    pub kind: Kind,
+    pub resource_id: &'a str,
+    pub picture_id: i64,
+    /// `Some(user)`: the picture must have been uploaded by this user; `None` (site admin):
+    /// any picture of the tenant.
+    pub owner: Option<&'a str>,
+    pub version_id: &'a str,
+    pub side: u32,
+    pub now: i64,
+}
+
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepCounts {
@@ -221,6 +248,7 @@ pub struct SweepCounts {
     pub pictures_expired: u64,
     pub picture_rows_purged: u64,
     pub orphan_blobs: u64,
+    pub avatar_versions_pruned: u64,
 }
 
 #[async_trait]
@@ -318,6 +346,44 @@ pub trait MetaStore: Send + Sync {
     async fn pictures_holding_blobs(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError>;
     /// Live pictures, all tenants (a gauge for operators).
     async fn count_live_pictures(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// In one transaction: consume the live picture (state live → consumed, only if it is
+    /// still live, of the tenant, and the owner's when `owner` is set), record the version,
+    /// make it the resource's current avatar. False (and no change) when the picture was
+    /// not there to consume: of two concurrent attaches of one picture exactly one wins.
+    async fn attach_avatar(&self, attach: &Attach<'_>) -> Result<bool, StoreError>;
+    async fn avatar_version(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        resource_id: &str,
+        version_id: &str,
+    ) -> Result<Option<AvatarVersion>, StoreError>;
+    /// The resource falls back to its default picture (its versions stay until pruned).
+    async fn clear_avatar(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        resource_id: &str,
+    ) -> Result<(), StoreError>;
+    /// Deletes the records of versions beyond the newest `keep` of each resource (never
+    /// the current one) and returns them, for the caller to delete their blobs.
+    async fn prune_avatar_versions(
+        &self,
+        keep: u32,
+        limit: u32,
+    ) -> Result<Vec<AvatarVersion>, StoreError>;
+    /// Which of `ids` name a recorded avatar version.
+    async fn known_avatar_versions(&self, ids: &[String]) -> Result<Vec<String>, StoreError>;
+    /// Every recorded avatar version (for fsck).
+    async fn all_avatar_versions(&self) -> Result<Vec<AvatarVersion>, StoreError>;
+    /// Ids of every pending or live picture (for fsck).
+    async fn all_pictures_holding_blobs(&self) -> Result<Vec<i64>, StoreError>;
+    /// Repair: forget a version whose blob is lost; a resource whose current avatar it was
+    /// falls back to its default picture.
+    async fn drop_avatar_version(&self, version_id: &str) -> Result<(), StoreError>;
+    /// Repair: mark a picture whose blob is lost as gone.
+    async fn drop_picture(&self, id: i64) -> Result<(), StoreError>;
 
     /// Deletes expired sessions and login failures older than `failures_before`.
     async fn sweep_expired(

@@ -10,9 +10,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    new_id, now_ms, FailureCounts, Kind, MetaStore, NewPicture, NewUser, PictureRecord,
-    PictureState, Reservation, Resource, SessionRecord, StoreError, SweepCounts, User,
-    RATE_WINDOW_MS,
+    new_id, now_ms, Attach, AvatarVersion, FailureCounts, Kind, MetaStore, NewPicture, NewUser,
+    PictureRecord, PictureState, Reservation, Resource, SessionRecord, StoreError, SweepCounts,
+    User, RATE_WINDOW_MS,
 };
 use crate::imaging::geometry::Rect;
 use crate::tenants::{TenantRecord, DEFAULT_TENANT};
@@ -21,6 +21,7 @@ use crate::tenants::{TenantRecord, DEFAULT_TENANT};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_init.sql")),
     (2, include_str!("migrations/sqlite/0002_pictures.sql")),
+    (3, include_str!("migrations/sqlite/0003_avatars.sql")),
 ];
 
 pub struct SqliteStore {
@@ -94,6 +95,20 @@ fn picture_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<PictureRecord, StoreE
         crop,
         created_at: r.get("created_at"),
         expires_at: r.get("expires_at"),
+    })
+}
+
+fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AvatarVersion, StoreError> {
+    let kind: String = r.get("kind");
+    Ok(AvatarVersion {
+        id: r.get("id"),
+        tenant: r.get("tenant"),
+        kind: kind
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("avatar kind {kind}")))?,
+        resource_id: r.get("resource_id"),
+        side: u32::try_from(r.get::<i64, _>("side")).unwrap_or(0),
+        created_at: r.get("created_at"),
     })
 }
 
@@ -752,6 +767,170 @@ impl MetaStore for SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn attach_avatar(&self, a: &Attach<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let consumed = sqlx::query(
+            "UPDATE pictures SET state = 'consumed' WHERE id = ?1 AND tenant = ?2 \
+             AND state = 'live' AND expires_at > ?3 AND (?4 IS NULL OR owner = ?4)",
+        )
+        .bind(a.picture_id)
+        .bind(a.tenant)
+        .bind(a.now)
+        .bind(a.owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if consumed.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO avatar_versions (id, tenant, kind, resource_id, side, picture_id, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.version_id)
+        .bind(a.tenant)
+        .bind(a.kind.as_str())
+        .bind(a.resource_id)
+        .bind(i64::from(a.side))
+        .bind(a.picture_id)
+        .bind(a.now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let updated = sqlx::query(
+            "UPDATE resources SET avatar_version = ? WHERE tenant = ? AND kind = ? AND id = ?",
+        )
+        .bind(a.version_id)
+        .bind(a.tenant)
+        .bind(a.kind.as_str())
+        .bind(a.resource_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn avatar_version(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        resource_id: &str,
+        version_id: &str,
+    ) -> Result<Option<AvatarVersion>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM avatar_versions WHERE id = ? AND tenant = ? AND kind = ? AND resource_id = ?",
+        )
+        .bind(version_id)
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(resource_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn clear_avatar(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        resource_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE resources SET avatar_version = NULL WHERE tenant = ? AND kind = ? AND id = ?",
+        )
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(resource_id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn prune_avatar_versions(
+        &self,
+        keep: u32,
+        limit: u32,
+    ) -> Result<Vec<AvatarVersion>, StoreError> {
+        let rows = sqlx::query(
+            "DELETE FROM avatar_versions WHERE id IN ( \
+               SELECT id FROM ( \
+                 SELECT id, row_number() OVER ( \
+                   PARTITION BY tenant, kind, resource_id ORDER BY created_at DESC, rowid DESC) AS rn \
+                 FROM avatar_versions) \
+               WHERE rn > ? \
+                 AND id NOT IN (SELECT avatar_version FROM resources WHERE avatar_version IS NOT NULL) \
+               LIMIT ?) \
+             RETURNING *",
+        )
+        .bind(i64::from(keep))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn known_avatar_versions(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut known = Vec::new();
+        for chunk in ids.chunks(500) {
+            let list = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
+            let mut found: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM avatar_versions WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(list)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            known.append(&mut found);
+        }
+        Ok(known)
+    }
+
+    async fn all_avatar_versions(&self) -> Result<Vec<AvatarVersion>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM avatar_versions")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn all_pictures_holding_blobs(&self) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar("SELECT id FROM pictures WHERE state IN ('pending', 'live')")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn drop_avatar_version(&self, version_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("UPDATE resources SET avatar_version = NULL WHERE avatar_version = ?")
+            .bind(version_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM avatar_versions WHERE id = ?")
+            .bind(version_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn drop_picture(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE pictures SET state = 'gone' WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn sweep_expired(

@@ -107,3 +107,14 @@ pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
 pub fn decode_png(bytes: &[u8]) -> DynamicImage {
     image::load_from_memory_with_format(bytes, ImageFormat::Png).expect("a PNG answer")
 }
+/// A left half red, right half blue image.
+pub fn two_colours(w: u32, h: u32) -> Vec<u8> {
+    let img = DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, _| {
+        if x < w / 2 {
+            Rgb([255, 0, 0])
+        } else {
+            Rgb([0, 0, 255])
+        }
+    }));
+    encode(&img, ImageFormat::Png)
+}

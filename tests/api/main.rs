@@ -6,6 +6,7 @@
 mod helpers;
 mod images;
 
+mod avatars;
 mod config;
 mod dropbox;
 mod login;

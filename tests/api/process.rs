@@ -485,4 +485,20 @@ async fn acknowledged_uploads_survive_sigkill_and_a_sweep_leaves_no_orphan() {
     }
     again.signal("TERM");
     again.wait(Duration::from_secs(20));
+
+    // fsck agrees; a blob removed by hand is a problem until --repair.
+    let fsck = |args: &[&str]| pixdrop(dir.path()).arg("fsck").args(args).output().unwrap();
+    let out = fsck(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("0 problems\n"));
+    std::fs::remove_file(&files(&dir.path().join("blobs"))[0]).unwrap();
+    let out = fsck(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("blob missing"));
+    assert!(fsck(&["--repair"]).status.success());
+    assert!(fsck(&[]).status.success());
 }
