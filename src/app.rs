@@ -51,7 +51,7 @@ impl App {
         admin_password: Option<String>,
     ) -> anyhow::Result<(App, Opened)> {
         let meta = meta::open(&config.database_url()).await?;
-        let blobs = Blobs::open(&config.storage_url())?;
+        let blobs = Blobs::open(&config.storage_url(), &config.s3)?;
         let passwords = Passwords::new().await?;
         let mut opened = Opened::default();
         // Hash only for a store that looks new; bootstrap re-checks inside its transaction.

@@ -7,10 +7,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as Key;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, PutPayload};
+
+use crate::config::S3Config;
 
 pub use object_store::path::Path as BlobKey;
 
@@ -69,6 +73,52 @@ pub struct Listed {
     pub size: u64,
 }
 
+fn open_s3(bucket_and_prefix: &str, s3: &S3Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let (bucket, prefix) = bucket_and_prefix
+        .split_once('/')
+        .unwrap_or((bucket_and_prefix, ""));
+    if bucket.is_empty() {
+        anyhow::bail!("storage_url: s3:// needs a bucket name");
+    }
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = &s3.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some(region) = &s3.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(key) = &s3.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &s3.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    // Fail fast, so that an unreachable store turns into 503s rather than hung requests.
+    builder = builder.with_retry(object_store::RetryConfig {
+        max_retries: 2,
+        retry_timeout: std::time::Duration::from_secs(5),
+        ..Default::default()
+    });
+    // Client options replace the builder's, so `allow_http` (from s3.allow_http or
+    // AWS_ALLOW_HTTP) is carried into them.
+    let allow_http = s3.allow_http.unwrap_or_else(|| {
+        std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+    });
+    builder = builder.with_client_options(
+        object_store::ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_connect_timeout(std::time::Duration::from_secs(3))
+            .with_timeout(std::time::Duration::from_secs(30)),
+    );
+    let store = builder.build()?;
+    let prefix = prefix.trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    })
+}
+
 /// Why a blob operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -96,8 +146,9 @@ pub struct Blobs {
 }
 
 impl Blobs {
-    /// Opens `file://PATH` (created if missing) or `memory://`.
-    pub fn open(url: &str) -> anyhow::Result<Blobs> {
+    /// Opens `file://PATH` (created if missing), `s3://BUCKET[/PREFIX]` (endpoint, region
+    /// and credentials from `s3`, else from the standard `AWS_*` variables) or `memory://`.
+    pub fn open(url: &str, s3: &S3Config) -> anyhow::Result<Blobs> {
         let mut local_root = None;
         let store: Arc<dyn ObjectStore> = if let Some(path) = url.strip_prefix("file://") {
             std::fs::create_dir_all(path)?;
@@ -106,8 +157,8 @@ impl Blobs {
             Arc::new(LocalFileSystem::new_with_prefix(root)?)
         } else if url == "memory://" {
             Arc::new(InMemory::new())
-        } else if url.starts_with("s3://") {
-            anyhow::bail!("storage_url: S3 is not supported by this build yet")
+        } else if let Some(rest) = url.strip_prefix("s3://") {
+            open_s3(rest, s3)?
         } else {
             anyhow::bail!("storage_url must start with file://, s3:// or memory://")
         };

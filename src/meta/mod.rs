@@ -4,6 +4,8 @@
 //! `database_url` scheme. Every id, counter and expiry lives in the store, never in process
 //! memory, so that any number of nodes can share one store.
 
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::fmt;
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 use crate::imaging::geometry::Rect;
 use crate::tenants::TenantRecord;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed. Only the HTTP error mapping decides what a client sees.
@@ -399,7 +402,7 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn MetaStore>> {
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        anyhow::bail!("database_url: PostgreSQL is not supported by this build yet");
+        return Ok(Arc::new(PgStore::open(url).await?));
     }
     anyhow::bail!("database_url must start with sqlite:// or postgres://")
 }

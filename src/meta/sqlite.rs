@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::rows::{self, admins_json, email_key};
 use super::{
     new_id, now_ms, Attach, AvatarVersion, FailureCounts, Kind, MetaStore, NewPicture, NewUser,
-    PictureRecord, PictureState, Reservation, Resource, SessionRecord, StoreError, SweepCounts,
-    User, RATE_WINDOW_MS,
+    PictureRecord, Reservation, Resource, SessionRecord, StoreError, SweepCounts, User,
+    RATE_WINDOW_MS,
 };
 use crate::imaging::geometry::Rect;
 use crate::tenants::{TenantRecord, DEFAULT_TENANT};
@@ -50,70 +51,6 @@ fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         other => StoreError::Internal(other.to_string()),
     }
-}
-
-fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: row.try_get("id").map_err(map_err)?,
-        tenant: row.try_get("tenant").map_err(map_err)?,
-        email: row.try_get("email").map_err(map_err)?,
-        name: row.try_get("name").map_err(map_err)?,
-        password_hash: row.try_get("password_hash").map_err(map_err)?,
-        site_admin: row.try_get::<i64, _>("site_admin").map_err(map_err)? != 0,
-    })
-}
-
-fn picture_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<PictureRecord, StoreError> {
-    let state: String = r.get("state");
-    let dim = |col: &str| u32::try_from(r.get::<i64, _>(col)).unwrap_or(0);
-    let crop = match (
-        r.get::<Option<i64>, _>("crop_x"),
-        r.get::<Option<i64>, _>("crop_y"),
-        r.get::<Option<i64>, _>("crop_w"),
-        r.get::<Option<i64>, _>("crop_h"),
-    ) {
-        (Some(x), Some(y), Some(w), Some(h)) => Some(Rect {
-            x: u32::try_from(x).unwrap_or(0),
-            y: u32::try_from(y).unwrap_or(0),
-            w: u32::try_from(w).unwrap_or(0),
-            h: u32::try_from(h).unwrap_or(0),
-        }),
-        _ => None,
-    };
-    Ok(PictureRecord {
-        id: r.get("id"),
-        tenant: r.get("tenant"),
-        owner: r.get("owner"),
-        state: PictureState::parse(&state)
-            .ok_or_else(|| StoreError::Internal(format!("picture state {state}")))?,
-        width: dim("width"),
-        height: dim("height"),
-        crop,
-        created_at: r.get("created_at"),
-        expires_at: r.get("expires_at"),
-    })
-}
-
-fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AvatarVersion, StoreError> {
-    let kind: String = r.get("kind");
-    Ok(AvatarVersion {
-        id: r.get("id"),
-        tenant: r.get("tenant"),
-        kind: kind
-            .parse()
-            .map_err(|_| StoreError::Internal(format!("avatar kind {kind}")))?,
-        resource_id: r.get("resource_id"),
-        side: u32::try_from(r.get::<i64, _>("side")).unwrap_or(0),
-        created_at: r.get("created_at"),
-    })
-}
-
-fn admins_json(admins: &[String]) -> String {
-    serde_json::to_string(admins).unwrap_or_else(|_| "[]".to_string())
 }
 
 impl SqliteStore {
@@ -360,7 +297,7 @@ impl MetaStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(rows::user).transpose()
     }
 
     async fn user_by_id(&self, tenant: &str, id: &str) -> Result<Option<User>, StoreError> {
@@ -370,7 +307,7 @@ impl MetaStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(rows::user).transpose()
     }
 
     async fn set_password(&self, tenant: &str, email: &str, hash: &str) -> Result<(), StoreError> {
@@ -558,19 +495,7 @@ impl MetaStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        row.map(|r| {
-            let admins: String = r.get("admins");
-            Ok(Resource {
-                id: r.get("id"),
-                tenant: r.get("tenant"),
-                kind,
-                name: r.get("name"),
-                admins: serde_json::from_str(&admins)
-                    .map_err(|e| StoreError::Internal(format!("admins column: {e}")))?,
-                avatar_version: r.get("avatar_version"),
-            })
-        })
-        .transpose()
+        row.map(|r| rows::resource(&r, kind)).transpose()
     }
 
     async fn update_resource(
@@ -690,7 +615,7 @@ impl MetaStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(picture_from_row).transpose()
+        row.as_ref().map(rows::picture).transpose()
     }
 
     async fn set_crop(&self, id: i64, crop: Rect, now: i64) -> Result<bool, StoreError> {
@@ -833,7 +758,7 @@ impl MetaStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        row.as_ref().map(version_from_row).transpose()
+        row.as_ref().map(rows::avatar_version).transpose()
     }
 
     async fn clear_avatar(
@@ -859,7 +784,7 @@ impl MetaStore for SqliteStore {
         keep: u32,
         limit: u32,
     ) -> Result<Vec<AvatarVersion>, StoreError> {
-        let rows = sqlx::query(
+        let found = sqlx::query(
             "DELETE FROM avatar_versions WHERE id IN ( \
                SELECT id FROM ( \
                  SELECT id, row_number() OVER ( \
@@ -875,7 +800,7 @@ impl MetaStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter().map(version_from_row).collect()
+        found.iter().map(rows::avatar_version).collect()
     }
 
     async fn known_avatar_versions(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
@@ -895,11 +820,11 @@ impl MetaStore for SqliteStore {
     }
 
     async fn all_avatar_versions(&self) -> Result<Vec<AvatarVersion>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM avatar_versions")
+        let found = sqlx::query("SELECT * FROM avatar_versions")
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        rows.iter().map(version_from_row).collect()
+        found.iter().map(rows::avatar_version).collect()
     }
 
     async fn all_pictures_holding_blobs(&self) -> Result<Vec<i64>, StoreError> {

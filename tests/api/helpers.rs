@@ -24,7 +24,8 @@ pub struct TestApp {
     pub _dir: TempDir,
 }
 
-/// A fresh embedded store in a temporary directory, blobs in memory.
+/// A fresh store: SQLite and local files in a temporary directory, or a fresh PostgreSQL
+/// database and S3 prefix when the suite runs against the scale-out pair.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -33,9 +34,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
-        storage_url: Some("memory://".into()),
         ..Config::default()
     };
+    if let Some(scale_out) = crate::backend::scale_out() {
+        scale_out.configure(&mut config).await;
+    }
     tweak(&mut config);
     let (app, _) = App::open(config, Some(ADMIN_PASSWORD.to_string()))
         .await

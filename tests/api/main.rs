@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod backend;
 mod helpers;
 mod images;
 
@@ -13,3 +14,4 @@ mod login;
 mod ops;
 mod process;
 mod resources;
+mod scaleout;

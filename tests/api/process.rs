@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pixdrop");
+pub const BIN: &str = env!("CARGO_BIN_EXE_pixdrop");
 const PASSWORD: &str = "process-test-password";
 
 fn pixdrop(dir: &std::path::Path) -> Command {
