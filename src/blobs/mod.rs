@@ -127,6 +127,22 @@ pub enum BlobError {
     /// The store cannot be reached or refused the operation: the client may retry (503).
     #[error("blob store unavailable: {0}")]
     Unavailable(String),
+    /// A copy read back differs from its source.
+    #[error("copy of {0} does not match its source")]
+    Mismatch(String),
+}
+
+/// What [`Blobs::copy_all_to`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyReport {
+    pub copied: u64,
+    pub already_there: u64,
+    pub bytes: u64,
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 impl From<object_store::Error> for BlobError {
@@ -231,6 +247,35 @@ impl Blobs {
             .await
             .map_err(|e| BlobError::Unavailable(e.to_string()))?
             .map_err(|e| BlobError::Unavailable(e.to_string()))
+    }
+
+    /// Copies every pixdrop blob to `dest`, reading each copy back to verify its size and
+    /// SHA-256. Blobs already in `dest` with the same content are skipped, so an interrupted
+    /// run can simply be run again.
+    pub async fn copy_all_to(&self, dest: &Blobs) -> Result<CopyReport, BlobError> {
+        let mut report = CopyReport::default();
+        for prefix in [DROPBOX_PREFIX, AVATAR_PREFIX] {
+            for blob in self.list(prefix).await? {
+                let source = self.get(&blob.key).await?;
+                let want = digest(&source);
+                match dest.get(&blob.key).await {
+                    Ok(existing) if existing.len() == source.len() && digest(&existing) == want => {
+                        report.already_there += 1;
+                        continue;
+                    }
+                    Ok(_) | Err(BlobError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+                dest.put_durable(&blob.key, source.clone()).await?;
+                let back = dest.get(&blob.key).await?;
+                if back.len() != source.len() || digest(&back) != want {
+                    return Err(BlobError::Mismatch(blob.key.to_string()));
+                }
+                report.copied += 1;
+                report.bytes += source.len() as u64;
+            }
+        }
+        Ok(report)
     }
 
     /// Every blob under `prefix`.

@@ -54,6 +54,12 @@ pub enum Command {
     User(UserCommand),
     /// Run one sweep of expired records now.
     Gc,
+    /// Copy every blob to another store, verifying each copy; safe to re-run.
+    MigrateStorage {
+        /// The destination: `file://PATH` or `s3://BUCKET/PREFIX` (same `s3.*` settings).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Check that metadata and blobs agree; exits non-zero when they do not.
     Fsck {
         /// Forget records whose blob is lost and delete blobs no record names.
@@ -171,6 +177,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 counts.picture_rows_purged,
                 counts.avatar_versions_pruned,
                 counts.orphan_blobs
+            );
+            Ok(())
+        }
+        Command::MigrateStorage { to } => {
+            let dest = crate::blobs::Blobs::open(&to, &state.config.s3)
+                .context("opening the destination store")?;
+            let report = state.blobs.copy_all_to(&dest).await?;
+            println!(
+                "copied {} blobs ({} bytes), {} already there; every copy verified by size and SHA-256",
+                report.copied, report.bytes, report.already_there
             );
             Ok(())
         }

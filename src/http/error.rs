@@ -129,6 +129,7 @@ impl From<BlobError> for ApiError {
         match e {
             BlobError::NotFound => ApiError::Internal("a blob named by a record is missing".into()),
             BlobError::Unavailable(m) => ApiError::Unavailable(m),
+            BlobError::Mismatch(key) => ApiError::Internal(format!("blob {key} differs")),
         }
     }
 }

@@ -15,3 +15,4 @@ mod ops;
 mod process;
 mod resources;
 mod scaleout;
+mod storage;

@@ -486,6 +486,28 @@ async fn acknowledged_uploads_survive_sigkill_and_a_sweep_leaves_no_orphan() {
     again.signal("TERM");
     again.wait(Duration::from_secs(20));
 
+    // migrate-storage copies everything, and a re-run finds it all there.
+    let copy = dir.path().join("copy");
+    let to = format!("file://{}", copy.display());
+    let migrate = || {
+        pixdrop(dir.path())
+            .args(["migrate-storage", "--to", &to])
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n = files(&dir.path().join("blobs")).len();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("copied {n} blobs")));
+    assert_eq!(files(&copy).len(), n);
+    let out = migrate();
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .starts_with(&format!("copied 0 blobs (0 bytes), {n} already there")));
+
     // fsck agrees; a blob removed by hand is a problem until --repair.
     let fsck = |args: &[&str]| pixdrop(dir.path()).arg("fsck").args(args).output().unwrap();
     let out = fsck(&[]);
