@@ -26,7 +26,10 @@ chmod 755 "$WORK"
 PG_PID=""; MOTO_PID=""
 cleanup() {
   [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  [ -n "$PG_PID" ] && kill -INT "$PG_PID" 2>/dev/null || true
+  # The postmaster's own pid (runuser does not pass signals on): fast shutdown.
+  if [ -f "$WORK/pg/data/postmaster.pid" ]; then
+    kill -INT "$(head -n 1 "$WORK/pg/data/postmaster.pid")" 2>/dev/null || true
+  fi
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -35,10 +38,11 @@ trap cleanup EXIT
 PG_PORT=$(free_port)
 mkdir -p "$WORK/pg"
 chown postgres "$WORK/pg"
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-as_postgres "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log"
+AS_POSTGRES=()
+[ "$(id -u)" = 0 ] && AS_POSTGRES=(runuser -u postgres --)
+"${AS_POSTGRES[@]}" "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log"
 # Test data need not survive a power cut: no fsync, so the suite stays fast.
-as_postgres "$PG_BIN/postgres" -D "$WORK/pg/data" -h 127.0.0.1 -p "$PG_PORT" -k "$WORK/pg" \
+"${AS_POSTGRES[@]}" "$PG_BIN/postgres" -D "$WORK/pg/data" -h 127.0.0.1 -p "$PG_PORT" -k "$WORK/pg" \
   -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 \
   >"$WORK/pg.log" 2>&1 &
 PG_PID=$!
