@@ -9,6 +9,7 @@ use crate::auth::password::Passwords;
 use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::meta::{self, MetaStore};
+use crate::metrics::Metrics;
 use crate::tenants::TenantDirectory;
 
 /// The site admin every new store gets.
@@ -20,6 +21,7 @@ pub struct App {
     pub blobs: Blobs,
     pub tenants: TenantDirectory,
     pub passwords: Passwords,
+    pub metrics: Metrics,
     /// Caps concurrent image decodes and renders (each holds a full frame in memory).
     pub decode_permits: Arc<Semaphore>,
 }
@@ -79,6 +81,7 @@ impl App {
                 tenants,
                 passwords,
                 decode_permits,
+                metrics: Metrics::new()?,
             },
             opened,
         ))

@@ -47,6 +47,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `text` (human-readable) or `json`.
     pub log_format: LogFormat,
+    /// Log filter, e.g. `info`, `warn`, `pixdrop=debug,info` (`PIXDROP_LOG` sets it too).
+    pub log: Option<String>,
     /// Settings of a tenant that has not overridden them (`pixdrop tenant set`).
     pub tenant_defaults: TenantSettings,
     /// S3 connection settings, used when `storage_url` is `s3://…`.
@@ -85,6 +87,7 @@ impl Default for Config {
             keep_avatar_versions: 3,
             shutdown_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
+            log: None,
             tenant_defaults: TenantSettings::default(),
             s3: S3Config::default(),
         }
@@ -150,6 +153,16 @@ impl Config {
         Ok(())
     }
 
+    /// The configuration with secrets replaced by `<redacted>`, for display.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        c.database_url = c.database_url.as_deref().map(redact_url_password);
+        if c.s3.secret_access_key.is_some() {
+            c.s3.secret_access_key = Some(REDACTED.to_string());
+        }
+        c
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()
@@ -169,6 +182,26 @@ impl Config {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         }
     }
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`; a `password=`
+/// query parameter is redacted too.
+fn redact_url_password(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                out = format!("{scheme}://{user}:{REDACTED}@{host}");
+            }
+        }
+    }
+    if let Some(i) = out.find("password=") {
+        let end = out[i..].find('&').map_or(out.len(), |e| i + e);
+        out.replace_range(i + "password=".len()..end, REDACTED);
+    }
+    out
 }
 
 /// Figment errors name the key and the source (file path or environment variable); the
@@ -191,6 +224,24 @@ fn describe(error: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url_password("postgres://pixdrop:s3cret@db:5432/pixdrop"),
+            "postgres://pixdrop:<redacted>@db:5432/pixdrop"
+        );
+        assert_eq!(
+            redact_url_password("postgres://db/pixdrop?user=a&password=s3cret&x=1"),
+            "postgres://db/pixdrop?user=a&password=<redacted>&x=1"
+        );
+        assert_eq!(redact_url_password("sqlite://./x.db"), "sqlite://./x.db");
+    }
 }
 
 /// Durations are written like `90s`, `30m`, `2h` (or a bare number of seconds).

@@ -11,6 +11,7 @@ pub mod fsck;
 pub mod http;
 pub mod imaging;
 pub mod meta;
+pub mod metrics;
 pub mod sweeper;
 pub mod tenants;
 

@@ -25,6 +25,14 @@ fn ms(d: Duration) -> i64 {
 /// blobs, uploads reserved longer ago than the orphan grace and never committed, old rows of
 /// consumed and expired pictures, and orphan blobs older than the grace.
 pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
+    sweep(state, &|| false).await
+}
+
+/// One sweep that stops between batches once `stopping()` turns true.
+async fn sweep(
+    state: &AppState,
+    stopping: &(dyn Fn() -> bool + Sync),
+) -> Result<SweepCounts, ApiError> {
     let now = now_ms();
     let mut counts = state
         .meta
@@ -38,7 +46,7 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
             state.blobs.delete(&picture_key(*id)).await?;
         }
         counts.pictures_expired += expired.len() as u64;
-        if expired.len() < BATCH as usize {
+        if expired.len() < BATCH as usize || stopping() {
             break;
         }
     }
@@ -54,12 +62,12 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
             state.blobs.delete_prefix(&avatar_dir(&version.id)).await?;
         }
         counts.avatar_versions_pruned += pruned.len() as u64;
-        if pruned.len() < BATCH as usize {
+        if pruned.len() < BATCH as usize || stopping() {
             break;
         }
     }
 
-    counts.orphan_blobs = remove_orphans(state, grace_start).await?
+    let orphans = remove_orphans(state, grace_start).await?
         + remove_avatar_orphans(state, grace_start).await?
         + state
             .blobs
@@ -69,6 +77,8 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepCounts, ApiError> {
             .blobs
             .remove_stale_staging(AVATAR_PREFIX, grace_start)
             .await?;
+    counts.orphan_blobs = orphans;
+    state.metrics.record_sweep(&counts);
     Ok(counts)
 }
 
@@ -134,9 +144,15 @@ pub async fn run(state: AppState, interval: Duration, mut stop: watch::Receiver<
         if *stop.borrow() {
             return;
         }
-        match sweep_once(&state).await {
+        let stopping = || *stop.borrow();
+        match sweep(&state, &stopping).await {
             Ok(counts) => tracing::debug!(?counts, "sweep done"),
-            Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+            Err(e) => {
+                if let Some(store) = e.backend() {
+                    state.metrics.store_errors.with_label_values(&[store]).inc();
+                }
+                tracing::warn!(error = %e, "sweep failed; will retry");
+            }
         }
     }
 }

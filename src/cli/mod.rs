@@ -54,6 +54,8 @@ pub enum Command {
     User(UserCommand),
     /// Run one sweep of expired records now.
     Gc,
+    /// Print the effective configuration (file, environment, flags), secrets redacted.
+    Config,
     /// Copy every blob to another store, verifying each copy; safe to re-run.
     MigrateStorage {
         /// The destination: `file://PATH` or `s3://BUCKET/PREFIX` (same `s3.*` settings).
@@ -126,9 +128,9 @@ pub async fn main() -> ExitCode {
     }
 }
 
-pub fn init_tracing(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PIXDROP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+pub fn init_tracing(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -147,9 +149,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         storage_url: cli.storage_url.clone(),
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
+    if matches!(cli.command, Command::Config) {
+        print!("{}", toml::to_string(&config.redacted())?);
+        return Ok(());
+    }
     let serving = matches!(cli.command, Command::Serve);
     let mut failed = false;
-    init_tracing(config.log_format, if serving { "info" } else { "warn" });
+    let filter = config
+        .log
+        .clone()
+        .unwrap_or_else(|| if serving { "info" } else { "warn" }.to_string());
+    init_tracing(config.log_format, &filter);
 
     let admin_password = std::env::var(ADMIN_PASSWORD_VAR).ok();
     let (app, opened) = App::open(config, admin_password)
@@ -165,6 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve::serve(state.clone()).await,
         Command::Tenant(cmd) => tenant(&state, cmd).await,
         Command::User(cmd) => user(&state, cmd).await,
+        Command::Config => Ok(()),
         Command::Gc => {
             let counts = crate::sweeper::sweep_once(&state)
                 .await

@@ -9,7 +9,7 @@ use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::dropbox::{png_response, render};
+use super::dropbox::{image_work, png_response, render};
 use super::error::ApiError;
 use super::extract::{CurrentTenant, Query};
 use crate::app::AppState;
@@ -59,22 +59,14 @@ pub async fn attach(
     }
     let master = state.blobs.get(&picture_key(picture_id)).await?;
     let crop = picture.crop;
-    let (png, side) = {
-        let _permit = state
-            .decode_permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, u32), ImageError> {
-            let image = image::load_from_memory_with_format(&master, image::ImageFormat::Png)
-                .map_err(|_| ImageError::Undecodable)?;
-            let avatar = square_avatar(&image, crop);
-            Ok((imaging::encode_png(&avatar)?, avatar.width()))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("render task: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("stored picture: {e}")))?
-    };
+    let (png, side) = image_work(state, move || {
+        let image = image::load_from_memory_with_format(&master, image::ImageFormat::Png)
+            .map_err(|_| ImageError::Undecodable)?;
+        let avatar = square_avatar(&image, crop);
+        Ok((imaging::encode_png(&avatar)?, avatar.width()))
+    })
+    .await?
+    .map_err(|e| ApiError::Internal(format!("stored picture: {e}")))?;
 
     let version = new_version_id();
     let key = avatar_master_key(&version);
@@ -250,16 +242,11 @@ pub async fn current(
 }
 
 async fn default_png(state: &AppState, kind: Kind, size: u32) -> Result<Bytes, ApiError> {
-    let _permit = state
-        .decode_permits
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    tokio::task::spawn_blocking(move || imaging::encode_png(&default_picture(kind, size)))
-        .await
-        .map_err(|e| ApiError::Internal(format!("render task: {e}")))?
-        .map(Bytes::from)
-        .map_err(ApiError::from)
+    let png = image_work(state, move || {
+        imaging::encode_png(&default_picture(kind, size))
+    })
+    .await??;
+    Ok(Bytes::from(png))
 }
 
 /// `GET /api/{kind}/{id}/avatars/{version}.png[?size=N]`: one version, immutable.

@@ -316,16 +316,16 @@ pub async fn upload(
         max_pixels: settings.max_pixels,
     };
     let master_size = state.config.master_size;
-    let master = {
-        let _permit = state
-            .decode_permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-        tokio::task::spawn_blocking(move || imaging::ingest(&bytes, limits, master_size))
-            .await
-            .map_err(|e| ApiError::Internal(format!("decode task: {e}")))??
-    };
+    state.metrics.upload_bytes.inc_by(bytes.len() as u64);
+    let master = image_work(&state, move || imaging::ingest(&bytes, limits, master_size)).await??;
+    state
+        .metrics
+        .decode_seconds
+        .observe(master.decode_time.as_secs_f64());
+    state
+        .metrics
+        .encode_seconds
+        .observe(master.encode_time.as_secs_f64());
 
     let key = picture_key(pending.id);
     pending.blob = Some(key.clone());
@@ -401,23 +401,35 @@ pub fn png_response(bytes: Bytes, cache_control: &'static str) -> Response {
     response
 }
 
-/// Decodes a stored PNG and re-renders it off the async workers, under the decode cap.
-pub async fn render<F>(state: &AppState, png: Bytes, f: F) -> Result<Bytes, ApiError>
+/// Runs image work off the async workers, at most `decode_permits` at a time (each holds
+/// a whole frame in memory).
+pub async fn image_work<T, F>(state: &AppState, f: F) -> Result<Result<T, ImageError>, ApiError>
 where
-    F: FnOnce(image::DynamicImage) -> image::DynamicImage + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ImageError> + Send + 'static,
 {
     let _permit = state
         .decode_permits
         .acquire()
         .await
         .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    tokio::task::spawn_blocking(move || -> Result<Bytes, ImageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("image task: {e}")))
+}
+
+/// Decodes a stored PNG, transforms it and encodes the result. A stored picture that does
+/// not decode is a fault of ours (500), not of the client.
+pub async fn render<F>(state: &AppState, png: Bytes, f: F) -> Result<Bytes, ApiError>
+where
+    F: FnOnce(image::DynamicImage) -> image::DynamicImage + Send + 'static,
+{
+    image_work(state, move || {
         let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
             .map_err(|_| ImageError::Undecodable)?;
         Ok(Bytes::from(imaging::encode_png(&f(image))?))
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("render task: {e}")))?
+    .await?
     .map_err(|e| ApiError::Internal(format!("stored picture: {e}")))
 }
 

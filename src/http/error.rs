@@ -44,6 +44,12 @@ pub enum ApiError {
         message: String,
         retry_after: u64,
     },
+    /// A metadata store failure; the status depends on its kind.
+    #[error("{0}")]
+    Store(StoreError),
+    /// A blob store failure.
+    #[error("{0}")]
+    Blob(BlobError),
     /// The cause is logged, never shown.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -87,8 +93,27 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+            ApiError::Store(StoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Blob(BlobError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Blob(BlobError::NotFound | BlobError::Mismatch(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Which backing store failed, for the store-error metric.
+    pub fn backend(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Store(StoreError::Unavailable(_) | StoreError::Internal(_)) => {
+                Some("metadata")
+            }
+            ApiError::Blob(_) => Some("blobs"),
+            _ => None,
         }
     }
 
@@ -103,7 +128,15 @@ impl ApiError {
             ApiError::PayloadTooLarge(m) => ("too_large", m.clone()),
             ApiError::UnsupportedMediaType(m) => ("unsupported_format", m.clone()),
             ApiError::TooManyRequests { code, message, .. } => (*code, message.clone()),
-            ApiError::Unavailable(_) => (
+            ApiError::Store(StoreError::NotFound) => ("not_found", "record not found".into()),
+            ApiError::Store(StoreError::Conflict(m)) => ("conflict", m.clone()),
+            ApiError::Store(StoreError::Internal(_))
+            | ApiError::Blob(BlobError::NotFound | BlobError::Mismatch(_)) => {
+                ("internal", "internal server error".to_string())
+            }
+            ApiError::Store(StoreError::Unavailable(_))
+            | ApiError::Blob(BlobError::Unavailable(_))
+            | ApiError::Unavailable(_) => (
                 "unavailable",
                 "service temporarily unavailable, retry later".to_string(),
             ),
@@ -115,24 +148,19 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(m) => ApiError::Unavailable(m),
-            StoreError::NotFound => ApiError::not_found("record"),
-            StoreError::Conflict(m) => ApiError::Conflict("conflict", m),
-            StoreError::Internal(m) => ApiError::Internal(m),
-        }
+        ApiError::Store(e)
     }
 }
 
 impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
-        match e {
-            BlobError::NotFound => ApiError::Internal("a blob named by a record is missing".into()),
-            BlobError::Unavailable(m) => ApiError::Unavailable(m),
-            BlobError::Mismatch(key) => ApiError::Internal(format!("blob {key} differs")),
-        }
+        ApiError::Blob(e)
     }
 }
+
+/// Marks a response whose cause was a failure of a backing store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFault(pub &'static str);
 
 impl From<crate::auth::password::HashError> for ApiError {
     fn from(e: crate::auth::password::HashError) -> Self {
@@ -143,17 +171,20 @@ impl From<crate::auth::password::HashError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
-            ApiError::Unavailable(cause) => tracing::warn!(%cause, "backing store unavailable"),
-            _ => {}
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(cause = %self, "backing store unavailable");
+        } else if status.is_server_error() {
+            tracing::error!(cause = %self, "request failed");
         }
         let mut response = status.into_response();
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
-            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_SECS),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(UNAVAILABLE_RETRY_SECS),
             _ => None,
         };
+        if let Some(store) = self.backend() {
+            response.extensions_mut().insert(StoreFault(store));
+        }
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .route("/api/login", post(login::login))
         .route("/api/login/renewToken", post(login::renew))
         .route("/api/logout", post(login::logout))
@@ -58,7 +59,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{kind}/{id}/avatar", get(avatars::current))
         .route("/api/{kind}/{id}/avatars/{file}", get(avatars::version))
         .route("/api/{kind}/{id}/picture", delete(avatars::delete_picture))
+        .route_layer(axum::middleware::from_fn(ops::mark_route))
         .layer(axum::middleware::from_fn(error::render_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -72,6 +78,7 @@ pub fn router(state: AppState) -> Router {
                         request_id = %id,
                         method = %req.method(),
                         path = %req.uri().path(),
+                        route = tracing::field::Empty,
                         tenant = tracing::field::Empty,
                         user = tracing::field::Empty,
                     )

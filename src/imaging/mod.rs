@@ -2,6 +2,8 @@
 //! [`sniff`] → [`header_dimensions`] + [`check_limits`] → [`decode`] (orientation applied) →
 //! [`geometry::fit_within`] → [`encode_png`]; [`ingest`] runs them in that order.
 
+use std::time::{Duration, Instant};
+
 pub mod avatar;
 pub mod codec;
 pub mod geometry;
@@ -53,26 +55,34 @@ pub fn check_limits(width: u32, height: u32, limits: Limits) -> Result<(), Image
     Ok(())
 }
 
-/// A stored dropbox picture: a PNG without metadata, and its size.
+/// A stored dropbox picture: a PNG without metadata, its size, and what making it cost.
 #[derive(Debug, Clone)]
 pub struct Master {
     pub png: Vec<u8>,
     pub width: u32,
     pub height: u32,
+    /// Sniff, header, decode and orientation.
+    pub decode_time: Duration,
+    /// Fit and PNG encode.
+    pub encode_time: Duration,
 }
 
 /// The whole intake of one uploaded file: format from the bytes, limits from the header,
 /// decode, EXIF orientation, fit within `master_size` without upscaling, PNG.
 pub fn ingest(bytes: &[u8], limits: Limits, master_size: u32) -> Result<Master, ImageError> {
+    let start = Instant::now();
     let format = sniff(bytes)?;
     let (width, height) = header_dimensions(bytes, format)?;
     check_limits(width, height, limits)?;
     let image = decode(bytes, format, limits)?;
+    let decoded = Instant::now();
     let image = resize_to_fit(image, master_size);
     let png = encode_png(&image)?;
     Ok(Master {
         png,
         width: image.width(),
         height: image.height(),
+        decode_time: decoded - start,
+        encode_time: decoded.elapsed(),
     })
 }

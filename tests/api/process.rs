@@ -524,3 +524,163 @@ async fn acknowledged_uploads_survive_sigkill_and_a_sweep_leaves_no_orphan() {
     assert!(fsck(&["--repair"]).status.success());
     assert!(fsck(&[]).status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_upload_in_flight_finish_and_its_picture_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let (http, csrf) = admin_login(&server.base).await;
+    let image = crate::images::png(200, 200);
+    let boundary = "InFlightBoundary";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"Profile\"; filename=\"a.png\"\r\n\r\n"
+    );
+    let (first, rest) = image.split_at(image.len() / 2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let request = http
+        .post(format!("{}/api/dropbox/pictures", server.base))
+        .header("X-Csrf-Token_default", &csrf)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let response = tokio::spawn(request);
+    tx.send(Ok([head.as_bytes(), first].concat()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.send(Ok(
+        [rest, format!("\r\n--{boundary}--\r\n").as_bytes()].concat()
+    ))
+    .await
+    .unwrap();
+    drop(tx);
+    let r = response.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    let id: i64 = r.text().await.unwrap().parse().unwrap();
+    assert!(server.wait(Duration::from_secs(20)).success());
+
+    let mut again = Server::start(dir.path());
+    let (http, _) = admin_login(&again.base).await;
+    let r = http
+        .get(format!("{}/api/dropbox/pictures/{id}", again.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    again.signal("TERM");
+    assert!(again.wait(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn config_prints_the_effective_configuration_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pixdrop(dir.path())
+        .args(["config", "--listen", "127.0.0.1:9999"])
+        .env(
+            "PIXDROP_DATABASE_URL",
+            "postgres://pixdrop:hunter2@db.internal/pixdrop",
+        )
+        .env("PIXDROP_S3__SECRET_ACCESS_KEY", "topsecretkey")
+        .env("PIXDROP_TENANT_DEFAULTS__SESSION_TTL", "2h")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:9999\""), "{text}");
+    assert!(text.contains("session_ttl = \"2h\""), "{text}");
+    assert!(
+        text.contains("postgres://pixdrop:<redacted>@db.internal/pixdrop"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2") && !text.contains("topsecretkey"));
+    // Printing the configuration opens no store.
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+#[tokio::test]
+async fn logs_carry_request_fields_and_never_a_password_or_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(
+        dir.path(),
+        &[("PIXDROP_LOG_FORMAT", "json"), ("PIXDROP_LOG", "debug")],
+    );
+    let http = client();
+    let r = http
+        .post(format!("{}/api/login", server.base))
+        .json(&json!({"email": "admin@localhost", "password": "Wrong-Password-123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{}/api/login", server.base))
+        .json(&json!({"email": "admin@localhost", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = |name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|c| c.to_str().ok())
+            .find_map(|c| {
+                c.strip_prefix(&format!("{name}="))
+                    .map(|v| v.split(';').next().unwrap().to_string())
+            })
+            .unwrap()
+    };
+    let (token, csrf) = (
+        cookie("AtmoAuthToken_default"),
+        cookie("Csrf-Token_default"),
+    );
+    let r = upload_request(&http, &server.base, &csrf, crate::images::png(10, 10))
+        .header("x-request-id", "trace-this-upload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.text().await.unwrap();
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(20)).success());
+
+    let logs = server.stderr.lock().unwrap().join("\n");
+    let upload_line = logs
+        .lines()
+        .find(|l| l.contains("trace-this-upload") && l.contains(r#""status":200"#))
+        .unwrap_or_else(|| panic!("no access line for the upload in\n{logs}"));
+    for field in [
+        r#""route":"/api/dropbox/pictures""#,
+        r#""tenant":"default""#,
+        r#""user":""#,
+        "latency_ms",
+        r#""method":"POST""#,
+    ] {
+        assert!(
+            upload_line.contains(field),
+            "{field} missing: {upload_line}"
+        );
+    }
+    assert!(logs.contains(&format!(r#""picture":{id}"#)));
+    for secret in [
+        PASSWORD,
+        "Wrong-Password-123",
+        token.as_str(),
+        csrf.as_str(),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret reached the logs: {secret}"
+        );
+    }
+}
