@@ -58,14 +58,19 @@ fn main() {
                 max_pixels: 50_000_000,
             };
             let done = Arc::new(AtomicU64::new(0));
+            let decode_us = Arc::new(AtomicU64::new(0));
+            let encode_us = Arc::new(AtomicU64::new(0));
             let start = Instant::now();
             let until = start + Duration::from_secs(seconds);
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     let (bytes, done) = (bytes.clone(), done.clone());
+                    let (dec, enc) = (decode_us.clone(), encode_us.clone());
                     std::thread::spawn(move || {
                         while Instant::now() < until {
-                            ingest(&bytes, limits, 512).expect("ingest");
+                            let m = ingest(&bytes, limits, 512).expect("ingest");
+                            dec.fetch_add(m.decode_time.as_micros() as u64, Ordering::Relaxed);
+                            enc.fetch_add(m.encode_time.as_micros() as u64, Ordering::Relaxed);
                             done.fetch_add(1, Ordering::Relaxed);
                         }
                     })
@@ -76,6 +81,11 @@ fn main() {
             }
             let n = done.load(Ordering::Relaxed) as f64;
             println!("{:.1}", n / start.elapsed().as_secs_f64());
+            eprintln!(
+                "per image: decode {:.2} ms, fit+encode {:.2} ms",
+                decode_us.load(Ordering::Relaxed) as f64 / n / 1000.0,
+                encode_us.load(Ordering::Relaxed) as f64 / n / 1000.0
+            );
         }
         _ => eprintln!("usage: bench_tool jpeg SIDE OUT | ingest FILE SECONDS THREADS"),
     }

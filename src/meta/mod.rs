@@ -22,7 +22,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed. Only the HTTP error mapping decides what a client sees.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is shutting down: the client may retry (503).
     #[error("metadata store unavailable: {0}")]

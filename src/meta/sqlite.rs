@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{self, admins_json, email_key};
 use super::{
@@ -25,8 +26,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/sqlite/0003_avatars.sql")),
 ];
 
+/// Reads go through `pool`; every write goes through `writer`, a single connection, so
+/// that writers queue in order instead of spinning in SQLite's busy handler, and the upload
+/// hot path's writes are batched by a group-commit task.
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
+    jobs: mpsc::Sender<Job>,
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -69,15 +75,33 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool };
+        let (jobs, queue) = mpsc::channel(1024);
+        tokio::spawn(group_commit(writer.clone(), queue));
+        let store = SqliteStore { pool, writer, jobs };
         store.migrate().await?;
         Ok(store)
     }
 
+    /// Hands a job to the group-commit task and waits for its result.
+    async fn group_commit<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let gone = || StoreError::Unavailable("the write queue is closed".into());
+        self.jobs.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
     async fn migrate(&self) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations \
              (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
@@ -115,6 +139,7 @@ impl MetaStore for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     async fn bootstrap(&self, admin_email: &str, admin_hash: &str) -> Result<bool, StoreError> {
@@ -191,7 +216,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn add_tenant(&self, name: &str, hosts: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         sqlx::query("INSERT INTO tenants (name, created_at) VALUES (?, ?)")
             .bind(name)
             .bind(now_ms())
@@ -266,7 +291,7 @@ impl MetaStore for SqliteStore {
         .bind(key)
         .bind(value)
         .bind(name)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
@@ -277,7 +302,7 @@ impl MetaStore for SqliteStore {
 
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
         let id = new_id(&user.tenant);
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         insert_user(&mut tx, &id, &user).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(User {
@@ -311,7 +336,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn set_password(&self, tenant: &str, email: &str, hash: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         let done =
             sqlx::query("UPDATE users SET password_hash = ? WHERE tenant = ? AND email_key = ?")
                 .bind(hash)
@@ -346,7 +371,7 @@ impl MetaStore for SqliteStore {
         .bind(&s.user_id)
         .bind(&s.csrf_hash)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -371,7 +396,7 @@ impl MetaStore for SqliteStore {
         sqlx::query("UPDATE sessions SET expires_at = ? WHERE token_hash = ?")
             .bind(expires_at)
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -380,7 +405,7 @@ impl MetaStore for SqliteStore {
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -400,7 +425,7 @@ impl MetaStore for SqliteStore {
         .bind(email_key(email))
         .bind(address)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -445,7 +470,7 @@ impl MetaStore for SqliteStore {
         sqlx::query("DELETE FROM login_failures WHERE tenant = ? AND email_key = ?")
             .bind(tenant)
             .bind(email_key(email))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -469,7 +494,7 @@ impl MetaStore for SqliteStore {
         .bind(name)
         .bind(admins_json(admins))
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(Resource {
@@ -515,7 +540,7 @@ impl MetaStore for SqliteStore {
         .bind(tenant)
         .bind(kind.as_str())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
@@ -525,84 +550,26 @@ impl MetaStore for SqliteStore {
     }
 
     async fn reserve_picture(&self, new: &NewPicture<'_>) -> Result<Reservation, StoreError> {
-        // One statement: SQLite runs it under the database write lock, so the counts and
-        // the insert are atomic across connections and processes.
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO pictures (tenant, owner, state, created_at, expires_at) \
-             SELECT ?1, ?2, 'pending', ?3, ?4 \
-             WHERE (SELECT count(*) FROM pictures WHERE tenant = ?1 AND owner = ?2 \
-                    AND state IN ('pending', 'live') AND expires_at > ?3) < ?5 \
-               AND (SELECT count(*) FROM pictures WHERE tenant = ?1 AND owner = ?2 \
-                    AND created_at > ?3 - ?7) < ?6 \
-             RETURNING id",
-        )
-        .bind(new.tenant)
-        .bind(new.owner)
-        .bind(new.now)
-        .bind(new.expires_at)
-        .bind(i64::from(new.max_live))
-        .bind(i64::from(new.per_minute))
-        .bind(RATE_WINDOW_MS)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        if let Some(id) = id {
-            return Ok(Reservation::Granted(id));
-        }
-        let live = sqlx::query(
-            "SELECT count(*) AS n, min(expires_at) AS first FROM pictures \
-             WHERE tenant = ?1 AND owner = ?2 AND state IN ('pending', 'live') AND expires_at > ?3",
-        )
-        .bind(new.tenant)
-        .bind(new.owner)
-        .bind(new.now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        if live.get::<i64, _>("n") >= i64::from(new.max_live) {
-            let until: Option<i64> = live.get("first");
-            return Ok(Reservation::TooManyLive {
-                until: until.unwrap_or(new.now + 1000),
-            });
-        }
-        // The k-th newest upload in the window leaves it first when the window is full.
-        let recent: Vec<i64> = sqlx::query_scalar(
-            "SELECT created_at FROM pictures WHERE tenant = ?1 AND owner = ?2 \
-             AND created_at > ?3 - ?4 ORDER BY created_at DESC LIMIT ?5",
-        )
-        .bind(new.tenant)
-        .bind(new.owner)
-        .bind(new.now)
-        .bind(RATE_WINDOW_MS)
-        .bind(i64::from(new.per_minute))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let until = recent.last().map_or(new.now + 1000, |t| t + RATE_WINDOW_MS);
-        Ok(Reservation::TooFast { until })
+        let (done, answer) = oneshot::channel();
+        let job = Job::Reserve(OwnedNewPicture::from(new), done);
+        self.group_commit(job, answer).await
     }
 
     async fn commit_picture(&self, id: i64, width: u32, height: u32) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE pictures SET state = 'live', width = ?, height = ? \
-             WHERE id = ? AND state = 'pending'",
-        )
-        .bind(i64::from(width))
-        .bind(i64::from(height))
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        let (done, answer) = oneshot::channel();
+        let job = Job::Commit {
+            id,
+            width,
+            height,
+            done,
+        };
+        self.group_commit(job, answer).await
     }
 
     async fn abandon_picture(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM pictures WHERE id = ? AND state = 'pending'")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -629,7 +596,7 @@ impl MetaStore for SqliteStore {
         .bind(i64::from(crop.h))
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -650,7 +617,7 @@ impl MetaStore for SqliteStore {
         .bind(now)
         .bind(stale_pending_before)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(map_err)
     }
@@ -660,7 +627,7 @@ impl MetaStore for SqliteStore {
             "DELETE FROM pictures WHERE state IN ('consumed', 'gone') AND created_at < ?",
         )
         .bind(before)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
@@ -695,7 +662,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn attach_avatar(&self, a: &Attach<'_>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         let consumed = sqlx::query(
             "UPDATE pictures SET state = 'consumed' WHERE id = ?1 AND tenant = ?2 \
              AND state = 'live' AND expires_at > ?3 AND (?4 IS NULL OR owner = ?4)",
@@ -773,7 +740,7 @@ impl MetaStore for SqliteStore {
         .bind(tenant)
         .bind(kind.as_str())
         .bind(resource_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -797,7 +764,7 @@ impl MetaStore for SqliteStore {
         )
         .bind(i64::from(keep))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(map_err)?;
         found.iter().map(rows::avatar_version).collect()
@@ -835,7 +802,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn drop_avatar_version(&self, version_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         sqlx::query("UPDATE resources SET avatar_version = NULL WHERE avatar_version = ?")
             .bind(version_id)
             .execute(&mut *tx)
@@ -852,7 +819,7 @@ impl MetaStore for SqliteStore {
     async fn drop_picture(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE pictures SET state = 'gone' WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -865,13 +832,13 @@ impl MetaStore for SqliteStore {
     ) -> Result<SweepCounts, StoreError> {
         let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?
             .rows_affected();
         let login_failures = sqlx::query("DELETE FROM login_failures WHERE at < ?")
             .bind(failures_before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?
             .rows_affected();
@@ -919,5 +886,194 @@ async fn insert_user(
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
+    Ok(())
+}
+
+/// An upload's reservation, owned so that it can travel to the group-commit task.
+struct OwnedNewPicture {
+    tenant: String,
+    owner: String,
+    now: i64,
+    expires_at: i64,
+    max_live: u32,
+    per_minute: u32,
+}
+
+impl From<&NewPicture<'_>> for OwnedNewPicture {
+    fn from(n: &NewPicture<'_>) -> Self {
+        OwnedNewPicture {
+            tenant: n.tenant.to_string(),
+            owner: n.owner.to_string(),
+            now: n.now,
+            expires_at: n.expires_at,
+            max_live: n.max_live,
+            per_minute: n.per_minute,
+        }
+    }
+}
+
+/// The writes of the upload hot path, batched by [`group_commit`].
+enum Job {
+    Reserve(
+        OwnedNewPicture,
+        oneshot::Sender<Result<Reservation, StoreError>>,
+    ),
+    Commit {
+        id: i64,
+        width: u32,
+        height: u32,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// Most jobs one transaction takes.
+const MAX_BATCH: usize = 128;
+
+/// Group commit: the reservations and commits of concurrent uploads that are waiting
+/// together run in one transaction, so that they share one WAL fsync instead of paying one
+/// each. Each job keeps its own result; a failed commit fails the whole batch.
+async fn group_commit(writer: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&writer, batch).await;
+    }
+}
+
+enum Outcome {
+    Reserve(Result<Reservation, StoreError>),
+    Commit(Result<(), StoreError>),
+}
+
+async fn run_batch(writer: &SqlitePool, batch: Vec<Job>) {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let committed = async {
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        for job in &batch {
+            outcomes.push(match job {
+                Job::Reserve(new, _) => Outcome::Reserve(reserve_in(&mut tx, new).await),
+                Job::Commit {
+                    id, width, height, ..
+                } => Outcome::Commit(commit_in(&mut tx, *id, *width, *height).await),
+            });
+        }
+        tx.commit().await.map_err(map_err)
+    }
+    .await;
+    let mut outcomes = outcomes.into_iter();
+    for job in batch {
+        let outcome = outcomes.next();
+        match (job, outcome, &committed) {
+            (Job::Reserve(_, done), Some(Outcome::Reserve(r)), Ok(())) => {
+                let _ = done.send(r);
+            }
+            (Job::Commit { done, .. }, Some(Outcome::Commit(r)), Ok(())) => {
+                let _ = done.send(r);
+            }
+            (Job::Reserve(_, done), _, result) => {
+                let _ = done.send(Err(batch_error(result)));
+            }
+            (Job::Commit { done, .. }, _, result) => {
+                let _ = done.send(Err(batch_error(result)));
+            }
+        }
+    }
+}
+
+fn batch_error(result: &Result<(), StoreError>) -> StoreError {
+    match result {
+        Err(e) => e.clone(),
+        Ok(()) => StoreError::Internal("group commit lost a job's result".into()),
+    }
+}
+
+/// Reserves a PictureID if the owner's quotas allow it. Inside the write transaction, so
+/// the counts and the insert are atomic across connections and processes.
+async fn reserve_in(
+    conn: &mut sqlx::SqliteConnection,
+    new: &OwnedNewPicture,
+) -> Result<Reservation, StoreError> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO pictures (tenant, owner, state, created_at, expires_at) \
+         SELECT ?1, ?2, 'pending', ?3, ?4 \
+         WHERE (SELECT count(*) FROM pictures WHERE tenant = ?1 AND owner = ?2 \
+                AND state IN ('pending', 'live') AND expires_at > ?3) < ?5 \
+           AND (SELECT count(*) FROM pictures WHERE tenant = ?1 AND owner = ?2 \
+                AND created_at > ?3 - ?7) < ?6 \
+         RETURNING id",
+    )
+    .bind(&new.tenant)
+    .bind(&new.owner)
+    .bind(new.now)
+    .bind(new.expires_at)
+    .bind(i64::from(new.max_live))
+    .bind(i64::from(new.per_minute))
+    .bind(RATE_WINDOW_MS)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if let Some(id) = id {
+        return Ok(Reservation::Granted(id));
+    }
+    let live = sqlx::query(
+        "SELECT count(*) AS n, min(expires_at) AS first FROM pictures \
+         WHERE tenant = ?1 AND owner = ?2 AND state IN ('pending', 'live') AND expires_at > ?3",
+    )
+    .bind(&new.tenant)
+    .bind(&new.owner)
+    .bind(new.now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if live.get::<i64, _>("n") >= i64::from(new.max_live) {
+        let until: Option<i64> = live.get("first");
+        return Ok(Reservation::TooManyLive {
+            until: until.unwrap_or(new.now + 1000),
+        });
+    }
+    // The k-th newest upload in the window leaves it first when the window is full.
+    let recent: Vec<i64> = sqlx::query_scalar(
+        "SELECT created_at FROM pictures WHERE tenant = ?1 AND owner = ?2 \
+         AND created_at > ?3 - ?4 ORDER BY created_at DESC LIMIT ?5",
+    )
+    .bind(&new.tenant)
+    .bind(&new.owner)
+    .bind(new.now)
+    .bind(RATE_WINDOW_MS)
+    .bind(i64::from(new.per_minute))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let until = recent.last().map_or(new.now + 1000, |t| t + RATE_WINDOW_MS);
+    Ok(Reservation::TooFast { until })
+}
+
+async fn commit_in(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    width: u32,
+    height: u32,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE pictures SET state = 'live', width = ?, height = ? \
+         WHERE id = ? AND state = 'pending'",
+    )
+    .bind(i64::from(width))
+    .bind(i64::from(height))
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(())
 }
