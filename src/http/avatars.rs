@@ -206,6 +206,7 @@ fn not_modified(etag: &str, cache_control: &'static str) -> Response {
 }
 
 /// `GET /api/{kind}/{id}/avatar[?size=N]`: the current avatar, or the kind's default.
+#[utoipa::path(get, path = "/api/{kind}/{id}/avatar", tag = "avatars", params(("kind" = String, Path, description = "users, apps, apis, groups or businesses"), ("id" = String, Path, description = "{uuid}.{tenant}"), ("size" = Option<u32>, Query, description = "1 to 1024: exactly size×size")), responses((status = 200, description = "PNG; Cache-Control no-cache with ETag; the kind's default picture when there is none", content_type = "image/png"), (status = 304, description = "If-None-Match matched"), (status = 400, description = "Bad size"), (status = 401, description = "Not logged in (unless public_avatars)"), (status = 404, description = "Unknown resource"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn current(
     State(state): State<AppState>,
     reader: AvatarReader,
@@ -250,6 +251,7 @@ async fn default_png(state: &AppState, kind: Kind, size: u32) -> Result<Bytes, A
 }
 
 /// `GET /api/{kind}/{id}/avatars/{version}.png[?size=N]`: one version, immutable.
+#[utoipa::path(get, path = "/api/{kind}/{id}/avatars/{file}", tag = "avatars", params(("kind" = String, Path, description = "users, apps, apis, groups or businesses"), ("id" = String, Path, description = "{uuid}.{tenant}"), ("file" = String, Path, description = "{AvatarVersionID}.png"), ("size" = Option<u32>, Query, description = "1 to 1024: exactly size×size")), responses((status = 200, description = "PNG, immutable (max-age one year)", content_type = "image/png"), (status = 304, description = "If-None-Match matched"), (status = 400, description = "Bad size"), (status = 401, description = "Not logged in (unless public_avatars)"), (status = 404, description = "Unknown version"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn version(
     State(state): State<AppState>,
     reader: AvatarReader,
@@ -284,6 +286,7 @@ pub async fn version(
 
 /// `DELETE /api/users/{UserID}/picture` (the user or a site admin): back to the default
 /// picture. Other kinds can only replace their picture (405).
+#[utoipa::path(delete, path = "/api/{kind}/{id}/picture", tag = "avatars", params(("kind" = String, Path, description = "users, apps, apis, groups or businesses"), ("id" = String, Path, description = "{uuid}.{tenant}")), responses((status = 200, description = "Users only: back to the default picture", content_type = "text/plain"), (status = 401, description = "Not logged in or CSRF"), (status = 403, description = "Not the user or a site admin"), (status = 405, description = "Other kinds can only replace their picture"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn delete_picture(
     State(state): State<AppState>,
     session: Session,

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Form, Query};
+use super::openapi::{CropDoc, CropForm, ErrorDoc, UploadForm};
 use crate::app::AppState;
 use crate::auth::{LoggedIn, Session};
 use crate::blobs::{picture_key, BlobKey};
@@ -251,6 +252,7 @@ async fn read_part(mut field: multer::Field<'_>, limit: u64) -> Result<Bytes, Ap
 }
 
 /// `POST /api/dropbox/pictures`
+#[utoipa::path(post, path = "/api/dropbox/pictures", tag = "dropbox", params(("wrapInHTML" = Option<bool>, Query, description = "Answer with the HTML wrapper"), ("document.domain" = Option<String>, Query, description = "Domain for the wrapper's script")), request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 200, description = "The PictureID (text/plain), or the HTML wrapper", content_type = "text/plain", body = String), (status = 400, description = "Bad multipart or no file part"), (status = 401, description = "Not logged in or CSRF"), (status = 413, description = "Over max_upload_bytes"), (status = 415, description = "Not JPEG, PNG, GIF, BMP or WebP"), (status = 422, description = "Over max_side or max_pixels, or undecodable", body = ErrorDoc), (status = 429, description = "max_live_pictures or uploads_per_minute (Retry-After)"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn upload(
     State(state): State<AppState>,
     LoggedIn(session): LoggedIn,
@@ -434,6 +436,7 @@ where
 }
 
 /// `GET /api/dropbox/pictures/{id}[?size=N]`
+#[utoipa::path(get, path = "/api/dropbox/pictures/{id}", tag = "dropbox", params(("id" = i64, Path, description = "PictureID"), ("size" = Option<u32>, Query, description = "Fit within size×size, never upscaled")), responses((status = 200, description = "PNG", content_type = "image/png"), (status = 400, description = "Bad id or size"), (status = 401, description = "Not logged in"), (status = 404, description = "Unknown, expired, attached, or another tenant's"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn get(
     State(state): State<AppState>,
     session: Session,
@@ -454,6 +457,7 @@ pub async fn get(
 }
 
 /// `PUT /api/dropbox/pictures/{id}` with form fields `x`, `y`, `w`, `h`.
+#[utoipa::path(put, path = "/api/dropbox/pictures/{id}", tag = "dropbox", params(("id" = i64, Path, description = "PictureID")), request_body(content = CropForm, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Crop stored", body = CropDoc), (status = 400, description = "Not integers, empty, or outside the master"), (status = 401, description = "Not logged in or CSRF"), (status = 404, description = "Unknown, expired, or not the caller's"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn crop(
     State(state): State<AppState>,
     session: Session,

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{ClientAddress, CurrentTenant, Json};
+use super::openapi::{ErrorDoc, LoginState};
 use super::resources::avatar_url;
 use crate::app::AppState;
 use crate::auth::tokens::{new_token, token_hash};
@@ -15,7 +16,7 @@ use crate::auth::{throttle, Session};
 use crate::meta::{now_ms, Kind, SessionRecord, User};
 use crate::tenants::Tenant;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     email: String,
     password: String,
@@ -65,6 +66,7 @@ fn ttl_ms(tenant: &Tenant) -> i64 {
     i64::try_from(tenant.settings.session_ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+#[utoipa::path(post, path = "/api/login", tag = "login", request_body = LoginBody, responses((status = 200, description = "Logged in; sets AtmoAuthToken_{tenant} (HttpOnly) and Csrf-Token_{tenant}", body = LoginState), (status = 400, description = "Malformed JSON", body = ErrorDoc), (status = 401, description = "Wrong email or password", body = ErrorDoc), (status = 404, description = "No tenant for this host"), (status = 429, description = "Too many failed logins (Retry-After)", body = ErrorDoc), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn login(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
@@ -135,6 +137,7 @@ pub async fn login(
     Ok(response)
 }
 
+#[utoipa::path(post, path = "/api/login/renewToken", tag = "login", responses((status = 200, description = "Session extended", body = LoginState), (status = 401, description = "Not logged in, expired, or CSRF token missing or wrong"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn renew(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
     let expires_at = now_ms() + ttl_ms(&session.tenant);
     state
@@ -145,6 +148,7 @@ pub async fn renew(State(state): State<AppState>, session: Session) -> Result<Re
     Ok(axum::Json(body).into_response())
 }
 
+#[utoipa::path(post, path = "/api/logout", tag = "login", responses((status = 200, description = "Session ended; both cookies cleared"), (status = 401, description = "Not logged in or CSRF token wrong"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
     state
         .meta

@@ -6,6 +6,7 @@ pub mod dropbox;
 pub mod error;
 pub mod extract;
 pub mod login;
+pub mod openapi;
 pub mod ops;
 pub mod resources;
 pub mod wrapper;
@@ -14,52 +15,51 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, Response};
-use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::meta::Kind;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Every operation, registered together with its OpenAPI description.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::document))
+        .routes(routes!(login::login))
+        .routes(routes!(login::renew))
+        .routes(routes!(login::logout))
+        .routes(routes!(resources::create_user))
+        .routes(routes!(resources::create_app))
+        .routes(routes!(resources::create_api))
+        .routes(routes!(resources::create_group))
+        .routes(routes!(resources::create_business))
+        .routes(routes!(dropbox::upload))
+        .routes(routes!(dropbox::get, dropbox::crop))
+        .routes(routes!(resources::get, resources::update))
+        .routes(routes!(avatars::current))
+        .routes(routes!(avatars::version))
+        .routes(routes!(avatars::delete_picture))
+}
+
 /// The whole HTTP API. Tests drive it in-process; `pixdrop serve` binds it to a socket.
 pub fn router(state: AppState) -> Router {
-    let admin_kind = |kind: Kind| {
-        post(
-            move |axum::extract::State(state): axum::extract::State<AppState>, admin, body| {
-                resources::create_by_admin(kind, state, admin, body)
-            },
-        )
-    };
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/login", post(login::login))
-        .route("/api/login/renewToken", post(login::renew))
-        .route("/api/logout", post(login::logout))
-        .route("/api/users", post(resources::create_user))
-        .route("/api/apps", post(resources::create_app))
-        .route("/api/apis", admin_kind(Kind::Apis))
-        .route("/api/groups", admin_kind(Kind::Groups))
-        .route("/api/businesses", admin_kind(Kind::Businesses))
-        .route(wrapper::UPLOAD_PATH, post(dropbox::upload))
-        .route(
-            "/api/dropbox/pictures/{id}",
-            get(dropbox::get).put(dropbox::crop),
-        )
-        .route(
-            "/api/{kind}/{id}",
-            get(resources::get).put(resources::update),
-        )
-        .route("/api/{kind}/{id}/avatar", get(avatars::current))
-        .route("/api/{kind}/{id}/avatars/{file}", get(avatars::version))
-        .route("/api/{kind}/{id}/picture", delete(avatars::delete_picture))
+    let (routes, doc) = api_routes().split_for_parts();
+    let doc = openapi::Document(std::sync::Arc::new(
+        doc.to_pretty_json().unwrap_or_else(|_| "{}".to_string()),
+    ));
+    routes
         .route_layer(axum::middleware::from_fn(ops::mark_route))
+        .layer(axum::Extension(doc))
         .layer(axum::middleware::from_fn(error::render_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

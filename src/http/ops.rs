@@ -17,11 +17,13 @@ use super::error::ApiError;
 use crate::app::AppState;
 
 /// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// `GET /readyz`: the metadata store and the blob store both answer; else 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Database and blob store reachable", content_type = "text/plain"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     state.meta.ping().await?;
     state.blobs.ping().await?;
@@ -29,6 +31,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
 }
 
 /// `GET /metrics`: this node's metrics in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match state.meta.count_live_pictures(now_ms()).await {
         Ok(n) => state

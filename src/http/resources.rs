@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::Json;
+use super::openapi::{ErrorDoc, ResourceDoc, UserCreated};
 use crate::app::AppState;
 use crate::auth::extract::load_resource;
 use crate::auth::{Manager, Session, SiteAdmin};
@@ -87,7 +88,7 @@ async fn check_admins(state: &AppState, tenant: &str, admins: &[String]) -> Resu
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct NewUserBody {
     email: String,
@@ -99,6 +100,7 @@ pub struct NewUserBody {
 }
 
 /// `POST /api/users` (site admin).
+#[utoipa::path(post, path = "/api/users", tag = "resources", request_body = NewUserBody, responses((status = 201, description = "Created", body = UserCreated), (status = 400, description = "Bad email, password, name or JSON", body = ErrorDoc), (status = 401, description = "Not logged in or CSRF"), (status = 403, description = "Not a site admin"), (status = 409, description = "Email already used in the tenant", body = ErrorDoc), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn create_user(
     State(state): State<AppState>,
     SiteAdmin(session): SiteAdmin,
@@ -137,7 +139,7 @@ pub async fn create_user(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct NewResourceBody {
     name: String,
@@ -167,6 +169,7 @@ async fn create(
 }
 
 /// `POST /api/apps` (any user, who becomes an admin of the app).
+#[utoipa::path(post, path = "/api/apps", tag = "resources", request_body = NewResourceBody, responses((status = 201, description = "Created; the caller is an admin", body = ResourceDoc), (status = 400, description = "Bad name, admins or JSON", body = ErrorDoc), (status = 401, description = "Not logged in or CSRF"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn create_app(
     State(state): State<AppState>,
     session: Session,
@@ -175,17 +178,49 @@ pub async fn create_app(
     create(&state, &session, Kind::Apps, body, true).await
 }
 
-/// `POST /api/{apis,groups,businesses}` (site admin).
-pub async fn create_by_admin(
-    kind: Kind,
-    state: AppState,
+const ADMIN_CREATED: &str = "Created";
+
+/// `POST /api/apis` (site admin).
+#[utoipa::path(post, path = "/api/apis", tag = "resources", request_body = NewResourceBody,
+    responses((status = 201, description = ADMIN_CREATED, body = ResourceDoc),
+        (status = 400, description = "Bad name, admins or JSON"), (status = 401, description = "Not logged in or CSRF"),
+        (status = 403, description = "Not a site admin"), (status = 503, description = "Store unavailable")))]
+pub async fn create_api(
+    State(state): State<AppState>,
     SiteAdmin(session): SiteAdmin,
     Json(body): Json<NewResourceBody>,
 ) -> Result<Response, ApiError> {
-    create(&state, &session, kind, body, false).await
+    create(&state, &session, Kind::Apis, body, false).await
+}
+
+/// `POST /api/groups` (site admin).
+#[utoipa::path(post, path = "/api/groups", tag = "resources", request_body = NewResourceBody,
+    responses((status = 201, description = ADMIN_CREATED, body = ResourceDoc),
+        (status = 400, description = "Bad name, admins or JSON"), (status = 401, description = "Not logged in or CSRF"),
+        (status = 403, description = "Not a site admin"), (status = 503, description = "Store unavailable")))]
+pub async fn create_group(
+    State(state): State<AppState>,
+    SiteAdmin(session): SiteAdmin,
+    Json(body): Json<NewResourceBody>,
+) -> Result<Response, ApiError> {
+    create(&state, &session, Kind::Groups, body, false).await
+}
+
+/// `POST /api/businesses` (site admin).
+#[utoipa::path(post, path = "/api/businesses", tag = "resources", request_body = NewResourceBody,
+    responses((status = 201, description = ADMIN_CREATED, body = ResourceDoc),
+        (status = 400, description = "Bad name, admins or JSON"), (status = 401, description = "Not logged in or CSRF"),
+        (status = 403, description = "Not a site admin"), (status = 503, description = "Store unavailable")))]
+pub async fn create_business(
+    State(state): State<AppState>,
+    SiteAdmin(session): SiteAdmin,
+    Json(body): Json<NewResourceBody>,
+) -> Result<Response, ApiError> {
+    create(&state, &session, Kind::Businesses, body, false).await
 }
 
 /// `GET /api/{kind}/{id}` (any user of the tenant).
+#[utoipa::path(get, path = "/api/{kind}/{id}", tag = "resources", params(("kind" = String, Path, description = "users, apps, apis, groups or businesses"), ("id" = String, Path, description = "{uuid}.{tenant}")), responses((status = 200, description = "The resource", body = ResourceDoc), (status = 400, description = "Malformed id"), (status = 401, description = "Not logged in"), (status = 404, description = "Unknown, or another tenant's"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn get(
     State(state): State<AppState>,
     session: Session,
@@ -195,14 +230,16 @@ pub async fn get(
     Ok(axum::Json(resource_json(&r)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct UpdateBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     admins: Option<Vec<String>>,
+    /// A dropbox PictureID to attach, as a number or a decimal string; `""` or null: none.
     #[serde(default, rename = "PictureID")]
+    #[schema(value_type = Option<i64>)]
     picture_id: Option<Value>,
 }
 
@@ -230,6 +267,7 @@ pub fn picture_id(value: Option<&Value>) -> Result<Option<i64>, ApiError> {
 }
 
 /// `PUT /api/{kind}/{id}` (manager): `Name`, `Admins` (site admin only), `PictureID`.
+#[utoipa::path(put, path = "/api/{kind}/{id}", tag = "resources", params(("kind" = String, Path, description = "users, apps, apis, groups or businesses"), ("id" = String, Path, description = "{uuid}.{tenant}")), request_body = UpdateBody, responses((status = 200, description = "Updated (and the picture attached)", body = ResourceDoc), (status = 400, description = "Bad name, admins, PictureID or JSON"), (status = 401, description = "Not logged in or CSRF"), (status = 403, description = "Not a manager, or Admins by a non-site-admin"), (status = 404, description = "Unknown resource, or a PictureID that is not the caller's live picture"), (status = 503, description = "Database or blob store unavailable (Retry-After)")))]
 pub async fn update(
     State(state): State<AppState>,
     Manager { session, resource }: Manager,

@@ -11,6 +11,7 @@ mod avatars;
 mod config;
 mod dropbox;
 mod login;
+mod openapi;
 mod operations;
 mod ops;
 mod process;
