@@ -147,13 +147,25 @@ async fn insert_user(
     Ok(())
 }
 
-fn host_conflict(host: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
-    move |e| match map_err(e) {
-        StoreError::Conflict(_) => {
-            StoreError::Conflict(format!("host {host} belongs to another tenant"))
-        }
-        other => other,
+async fn insert_hosts(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    tenant: &str,
+    hosts: &[String],
+) -> Result<(), StoreError> {
+    for host in hosts {
+        sqlx::query("INSERT INTO tenant_hosts (host, tenant) VALUES ($1, $2)")
+            .bind(host)
+            .bind(tenant)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("host {host} belongs to another tenant"))
+                }
+                other => other,
+            })?;
     }
+    Ok(())
 }
 
 #[async_trait]
@@ -254,14 +266,7 @@ impl MetaStore for PgStore {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("tenant {name} exists")),
                 other => other,
             })?;
-        for host in hosts {
-            sqlx::query("INSERT INTO tenant_hosts (host, tenant) VALUES ($1, $2)")
-                .bind(host)
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .map_err(host_conflict(host))?;
-        }
+        insert_hosts(&mut tx, name, hosts).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -281,14 +286,7 @@ impl MetaStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        for host in hosts {
-            sqlx::query("INSERT INTO tenant_hosts (host, tenant) VALUES ($1, $2)")
-                .bind(host)
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .map_err(host_conflict(host))?;
-        }
+        insert_hosts(&mut tx, name, hosts).await?;
         tx.commit().await.map_err(map_err)
     }
 

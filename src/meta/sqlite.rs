@@ -226,19 +226,7 @@ impl MetaStore for SqliteStore {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("tenant {name} exists")),
                 other => other,
             })?;
-        for host in hosts {
-            sqlx::query("INSERT INTO tenant_hosts (host, tenant) VALUES (?, ?)")
-                .bind(host)
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match map_err(e) {
-                    StoreError::Conflict(_) => {
-                        StoreError::Conflict(format!("host {host} belongs to another tenant"))
-                    }
-                    other => other,
-                })?;
-        }
+        insert_hosts(&mut tx, name, hosts).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -261,19 +249,7 @@ impl MetaStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        for host in hosts {
-            sqlx::query("INSERT INTO tenant_hosts (host, tenant) VALUES (?, ?)")
-                .bind(host)
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match map_err(e) {
-                    StoreError::Conflict(_) => {
-                        StoreError::Conflict(format!("host {host} belongs to another tenant"))
-                    }
-                    other => other,
-                })?;
-        }
+        insert_hosts(&mut tx, name, hosts).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -848,6 +824,27 @@ impl MetaStore for SqliteStore {
             ..SweepCounts::default()
         })
     }
+}
+
+async fn insert_hosts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tenant: &str,
+    hosts: &[String],
+) -> Result<(), StoreError> {
+    for host in hosts {
+        sqlx::query("INSERT INTO tenant_hosts (host, tenant) VALUES (?, ?)")
+            .bind(host)
+            .bind(tenant)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("host {host} belongs to another tenant"))
+                }
+                other => other,
+            })?;
+    }
+    Ok(())
 }
 
 async fn insert_user(

@@ -261,26 +261,7 @@ async fn attach_needs_a_manager_and_the_callers_own_live_picture() {
 
     // Another tenant's picture: 404.
     app.set("default", "dropbox_ttl", "1h").await;
-    app.add_tenant("acme", &["acme.test"]).await;
-    let hash = app
-        .state
-        .passwords
-        .hash("acme-password".into())
-        .await
-        .unwrap();
-    app.state
-        .meta
-        .create_user(pixdrop::meta::NewUser {
-            tenant: "acme".into(),
-            email: "root@acme".into(),
-            name: "root".into(),
-            password_hash: hash,
-            site_admin: true,
-        })
-        .await
-        .unwrap();
-    let mut acme = app.client("acme.test");
-    acme.login("root@acme", "acme-password").await;
+    let (mut acme, _) = app.acme_admin().await;
     let acme_app = new_app(&mut acme).await;
     let default_picture = ann.upload_ok(&images::png(10, 10)).await;
     assert_eq!(

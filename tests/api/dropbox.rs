@@ -375,28 +375,9 @@ async fn crop_is_checked_against_the_master_and_owned_by_the_uploader() {
 #[tokio::test]
 async fn another_tenants_picture_is_404() {
     let app = spawn_app().await;
-    app.add_tenant("acme", &["acme.test"]).await;
     let mut admin = app.admin().await;
     let id = admin.upload_ok(&images::png(10, 10)).await;
-    let hash = app
-        .state
-        .passwords
-        .hash("acme-password".into())
-        .await
-        .unwrap();
-    app.state
-        .meta
-        .create_user(pixdrop::meta::NewUser {
-            tenant: "acme".into(),
-            email: "root@acme".into(),
-            name: "root".into(),
-            password_hash: hash,
-            site_admin: true,
-        })
-        .await
-        .unwrap();
-    let mut acme = app.client("acme.test");
-    acme.login("root@acme", "acme-password").await;
+    let (mut acme, _) = app.acme_admin().await;
     let path = format!("/api/dropbox/pictures/{id}");
     assert_eq!(acme.get(&path).await.status, StatusCode::NOT_FOUND);
     assert_eq!(

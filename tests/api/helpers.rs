@@ -121,6 +121,35 @@ impl TestApp {
         self.state.tenants.invalidate().await;
     }
 
+    /// Tenant `acme` (host `acme.test`) with its site admin `root@acme`, logged in there.
+    /// Returns the client and the admin's UserID.
+    pub async fn acme_admin(&self) -> (Client<'_>, String) {
+        self.add_tenant("acme", &["acme.test"]).await;
+        let hash = self
+            .state
+            .passwords
+            .hash("acme-password".into())
+            .await
+            .expect("hash");
+        let id = self
+            .state
+            .meta
+            .create_user(pixdrop::meta::NewUser {
+                tenant: "acme".into(),
+                email: "root@acme".into(),
+                name: "root".into(),
+                password_hash: hash,
+                site_admin: true,
+            })
+            .await
+            .expect("acme admin")
+            .id;
+        let mut c = self.client("acme.test");
+        let r = c.login("root@acme", "acme-password").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        (c, id)
+    }
+
     /// Creates a user through the API as the site admin of `admin`'s tenant.
     pub async fn create_user(&self, admin: &mut Client<'_>, email: &str) -> String {
         let r = admin

@@ -177,7 +177,6 @@ async fn users_manage_their_own_profile_only() {
 #[tokio::test]
 async fn another_tenants_resource_is_404() {
     let app = spawn_app().await;
-    app.add_tenant("acme", &["acme.test"]).await;
     let mut admin = app.admin().await;
     let id = admin
         .post_json("/api/apps", json!({"Name": "A"}))
@@ -186,29 +185,7 @@ async fn another_tenants_resource_is_404() {
         .as_str()
         .unwrap()
         .to_string();
-    let acme_admin_id = app
-        .state
-        .meta
-        .create_user(pixdrop::meta::NewUser {
-            tenant: "acme".into(),
-            email: "root@acme".into(),
-            name: "root".into(),
-            password_hash: app
-                .state
-                .passwords
-                .hash("acme-password".into())
-                .await
-                .unwrap(),
-            site_admin: true,
-        })
-        .await
-        .unwrap()
-        .id;
-    let mut acme = app.client("acme.test");
-    assert_eq!(
-        acme.login("root@acme", "acme-password").await.status,
-        StatusCode::OK
-    );
+    let (mut acme, acme_admin_id) = app.acme_admin().await;
     assert_eq!(
         acme.get(&format!("/api/apps/{id}")).await.status,
         StatusCode::NOT_FOUND
