@@ -11,8 +11,12 @@ cargo clippy --all-targets -- -D warnings
 
 # --- services for the PostgreSQL + S3 run --------------------------------------------------
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-if [ -z "$(pg_bin)" ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+missing=()
+[ -z "$(pg_bin)" ] && missing+=(postgresql)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 PG_BIN=$(pg_bin)
 if ! python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
