@@ -9,9 +9,9 @@ use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::dropbox::{image_work, png_response, render};
 use super::error::ApiError;
 use super::extract::{CurrentTenant, Query};
+use super::images::{image_work, png_response, render};
 use crate::app::AppState;
 use crate::auth::extract::load_resource;
 use crate::auth::Session;

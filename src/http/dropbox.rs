@@ -10,13 +10,14 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Form, Query};
+use super::images::{image_work, png_response, render};
 use super::openapi::{CropDoc, CropForm, ErrorDoc, UploadForm};
 use crate::app::AppState;
 use crate::auth::{LoggedIn, Session};
@@ -31,9 +32,6 @@ pub const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 
 /// The form field that carries the image, preferred over other file parts.
 const PREFERRED_PART: &str = "Profile";
-
-/// The headers every image response carries: no script may run in or from it.
-pub const IMAGE_CSP: &str = "default-src 'none'; sandbox";
 
 impl From<ImageError> for ApiError {
     fn from(e: ImageError) -> Self {
@@ -385,54 +383,6 @@ pub fn size_param(query: &HashMap<String, String>) -> Result<Option<u32>, ApiErr
                 ApiError::BadRequest("bad_size", "size must be a positive integer".into())
             }),
     }
-}
-
-/// An `image/png` response with the restrictive headers every image gets.
-pub fn png_response(bytes: Bytes, cache_control: &'static str) -> Response {
-    let mut response = (StatusCode::OK, Body::from(bytes)).into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(cache_control),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(IMAGE_CSP),
-    );
-    response
-}
-
-/// Runs image work off the async workers, at most `decode_permits` at a time (each holds
-/// a whole frame in memory).
-pub async fn image_work<T, F>(state: &AppState, f: F) -> Result<Result<T, ImageError>, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, ImageError> + Send + 'static,
-{
-    let _permit = state
-        .decode_permits
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("image task: {e}")))
-}
-
-/// Decodes a stored PNG, transforms it and encodes the result. A stored picture that does
-/// not decode is a fault of ours (500), not of the client.
-pub async fn render<F>(state: &AppState, png: Bytes, f: F) -> Result<Bytes, ApiError>
-where
-    F: FnOnce(image::DynamicImage) -> image::DynamicImage + Send + 'static,
-{
-    image_work(state, move || {
-        let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
-            .map_err(|_| ImageError::Undecodable)?;
-        Ok(Bytes::from(imaging::encode_png(&f(image))?))
-    })
-    .await?
-    .map_err(|e| ApiError::Internal(format!("stored picture: {e}")))
 }
 
 /// `GET /api/dropbox/pictures/{id}[?size=N]`

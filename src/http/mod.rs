@@ -5,6 +5,7 @@ pub mod avatars;
 pub mod dropbox;
 pub mod error;
 pub mod extract;
+pub mod images;
 pub mod login;
 pub mod openapi;
 pub mod ops;

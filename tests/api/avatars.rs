@@ -5,13 +5,6 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_app_with, Client, TestApp};
 use crate::images::{self, decode_png};
 
-/// Creates an app as `c` and returns its id.
-async fn new_app(c: &mut Client<'_>) -> String {
-    let r = c.post_json("/api/apps", json!({"Name": "App"})).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["ID"].as_str().unwrap().to_string()
-}
-
 async fn attach(
     c: &mut Client<'_>,
     kind: &str,
@@ -42,7 +35,7 @@ async fn lifecycle(kind: &str) {
     let id = if kind == "users" {
         ann_id.clone()
     } else {
-        new_app(&mut ann).await
+        ann.create_app("App").await
     };
     let base = format!("/api/{kind}/{id}");
 
@@ -171,7 +164,7 @@ async fn the_crop_is_applied() {
     let blue = [0, 0, 255];
 
     // Cropped to the right half: all blue.
-    let a = new_app(&mut c).await;
+    let a = c.create_app("App").await;
     let pid = c.upload_ok(&images::two_colours(200, 100)).await;
     c.form(
         Method::PUT,
@@ -191,7 +184,7 @@ async fn the_crop_is_applied() {
     }
 
     // Not cropped: the centred square, half red and half blue.
-    let b = new_app(&mut c).await;
+    let b = c.create_app("App").await;
     let pid = c.upload_ok(&images::two_colours(200, 100)).await;
     attach(&mut c, "apps", &b, json!(pid)).await;
     let png = c.get(&format!("/api/apps/{b}/avatar")).await.body;
@@ -206,8 +199,8 @@ async fn attach_needs_a_manager_and_the_callers_own_live_picture() {
     let mut admin = app.admin().await;
     let (mut ann, ann_id) = app.user(&mut admin, "ann@example.com").await;
     let (mut bob, _) = app.user(&mut admin, "bob@example.com").await;
-    let anns_app = new_app(&mut ann).await;
-    let bobs_app = new_app(&mut bob).await;
+    let anns_app = ann.create_app("App").await;
+    let bobs_app = bob.create_app("App").await;
     let anns_picture = ann.upload_ok(&images::png(50, 50)).await;
 
     // Not a manager: 403, even with a good picture, and the picture stays.
@@ -262,7 +255,7 @@ async fn attach_needs_a_manager_and_the_callers_own_live_picture() {
     // Another tenant's picture: 404.
     app.set("default", "dropbox_ttl", "1h").await;
     let (mut acme, _) = app.acme_admin().await;
-    let acme_app = new_app(&mut acme).await;
+    let acme_app = acme.create_app("App").await;
     let default_picture = ann.upload_ok(&images::png(10, 10)).await;
     assert_eq!(
         attach(&mut acme, "apps", &acme_app, json!(default_picture))
@@ -283,8 +276,8 @@ async fn two_concurrent_attaches_of_one_picture_make_one_version() {
     for _ in 0..5 {
         let app = spawn_app().await;
         let mut c1 = app.admin().await;
-        let a = new_app(&mut c1).await;
-        let b = new_app(&mut c1).await;
+        let a = c1.create_app("App").await;
+        let b = c1.create_app("App").await;
         let pid = c1.upload_ok(&images::png(64, 64)).await;
         let mut c2 = app.admin().await;
         let (r1, r2) = tokio::join!(
@@ -313,7 +306,7 @@ async fn two_concurrent_attaches_of_one_picture_make_one_version() {
 async fn current_avatars_revalidate_by_etag_and_versions_are_immutable() {
     let app = spawn_app().await;
     let mut c = app.admin().await;
-    let a = new_app(&mut c).await;
+    let a = c.create_app("App").await;
     let pid = c.upload_ok(&images::png(80, 80)).await;
     let v = attach(&mut c, "apps", &a, json!(pid)).await.json()["AvatarVersionID"]
         .as_str()
@@ -360,7 +353,7 @@ async fn current_avatars_revalidate_by_etag_and_versions_are_immutable() {
         );
     }
     // A version of another resource is not served under this one.
-    let b = new_app(&mut c).await;
+    let b = c.create_app("App").await;
     assert_eq!(
         c.get(&format!("/api/apps/{b}/avatars/{v}.png"))
             .await
@@ -409,7 +402,7 @@ async fn every_kind_has_a_default_picture_at_every_size() {
 async fn avatars_need_a_login_unless_public() {
     let app = spawn_app().await;
     let mut c = app.admin().await;
-    let a = new_app(&mut c).await;
+    let a = c.create_app("App").await;
     let mut anon = app.client("portal.test");
     assert_eq!(
         anon.get(&format!("/api/apps/{a}/avatar")).await.status,
@@ -457,7 +450,7 @@ async fn only_the_user_or_a_site_admin_deletes_a_user_picture() {
 async fn old_versions_beyond_the_configured_count_are_pruned_with_their_renditions() {
     let app = spawn_app_with(|c| c.keep_avatar_versions = 2).await;
     let mut c = app.admin().await;
-    let a = new_app(&mut c).await;
+    let a = c.create_app("App").await;
     let mut versions = Vec::new();
     for _ in 0..4 {
         let pid = c.upload_ok(&images::png(40, 40)).await;
@@ -500,7 +493,7 @@ async fn old_versions_beyond_the_configured_count_are_pruned_with_their_renditio
 async fn fsck_finds_a_blob_removed_by_hand_and_repair_clears_it() {
     let app = spawn_app().await;
     let mut c = app.admin().await;
-    let a = new_app(&mut c).await;
+    let a = c.create_app("App").await;
     let pid = c.upload_ok(&images::png(40, 40)).await;
     let v = attach(&mut c, "apps", &a, json!(pid)).await.json()["AvatarVersionID"]
         .as_str()

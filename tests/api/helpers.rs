@@ -359,6 +359,15 @@ impl Client<'_> {
         r.text().parse().expect("PictureID")
     }
 
+    /// Creates an app named `name` and returns its id.
+    pub async fn create_app(&mut self, name: &str) -> String {
+        let r = self
+            .post_json("/api/apps", serde_json::json!({"Name": name}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["ID"].as_str().expect("ID").to_string()
+    }
+
     pub async fn form(&mut self, method: Method, path: &str, form: &str) -> TestResponse {
         let req = self
             .request(method, path)

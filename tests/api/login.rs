@@ -262,10 +262,7 @@ async fn with_read_csrf_a_get_without_the_header_is_401() {
     let app = spawn_app().await;
     app.set("default", "read_csrf", "true").await;
     let mut c = app.admin().await;
-    let app_id = c.post_json("/api/apps", json!({"Name": "A"})).await.json()["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let app_id = c.create_app("A").await;
     let path = format!("/api/apps/{app_id}");
     assert_eq!(c.get(&path).await.status, StatusCode::OK);
     c.send_csrf = false;

@@ -1,5 +1,4 @@
 use axum::http::StatusCode;
-use serde_json::json;
 
 use crate::helpers::spawn_app;
 use crate::images;
@@ -16,14 +15,8 @@ fn metric_value(text: &str, name_and_labels: &str) -> f64 {
 async fn metrics_count_by_route_template_and_upload_outcome_with_bounded_labels() {
     let app = spawn_app().await;
     let mut c = app.admin().await;
-    let a = c.post_json("/api/apps", json!({"Name": "A"})).await.json()["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = c.post_json("/api/apps", json!({"Name": "B"})).await.json()["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = c.create_app("A").await;
+    let b = c.create_app("B").await;
     assert_eq!(
         c.get(&format!("/api/apps/{a}")).await.status,
         StatusCode::OK

@@ -113,13 +113,7 @@ async fn managers_update_names_and_only_site_admins_change_admins() {
     let mut admin = app.admin().await;
     let (mut owner, owner_id) = app.user(&mut admin, "owner@example.com").await;
     let (mut other, other_id) = app.user(&mut admin, "other@example.com").await;
-    let id = owner
-        .post_json("/api/apps", json!({"Name": "A"}))
-        .await
-        .json()["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = owner.create_app("A").await;
     let path = format!("/api/apps/{id}");
 
     let r = other.put_json(&path, json!({"Name": "hijacked"})).await;
@@ -178,13 +172,7 @@ async fn users_manage_their_own_profile_only() {
 async fn another_tenants_resource_is_404() {
     let app = spawn_app().await;
     let mut admin = app.admin().await;
-    let id = admin
-        .post_json("/api/apps", json!({"Name": "A"}))
-        .await
-        .json()["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = admin.create_app("A").await;
     let (mut acme, acme_admin_id) = app.acme_admin().await;
     assert_eq!(
         acme.get(&format!("/api/apps/{id}")).await.status,
@@ -233,13 +221,7 @@ async fn malformed_ids_are_400_and_unknown_kinds_404() {
 async fn a_picture_id_that_names_no_live_picture_is_404_and_changes_nothing() {
     let app = spawn_app().await;
     let mut admin = app.admin().await;
-    let id = admin
-        .post_json("/api/apps", json!({"Name": "A"}))
-        .await
-        .json()["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = admin.create_app("A").await;
     let path = format!("/api/apps/{id}");
     let r = admin
         .put_json(&path, json!({"Name": "B", "PictureID": 1001}))

@@ -10,10 +10,7 @@ use crate::images;
 async fn migrate_storage_copies_verifies_resumes_and_the_copy_serves() {
     let app = spawn_app().await;
     let mut c = app.admin().await;
-    let app_id = c.post_json("/api/apps", json!({"Name": "A"})).await.json()["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let app_id = c.create_app("A").await;
     let attached = c.upload_ok(&images::png(60, 60)).await;
     c.put_json(
         &format!("/api/apps/{app_id}"),
