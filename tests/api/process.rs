@@ -69,6 +69,13 @@ impl Server {
         assert!(status.success());
     }
 
+    /// Sends `signal` and asserts a clean exit (status 0) within 20 seconds.
+    pub fn stop(&mut self, signal: &str) {
+        self.signal(signal);
+        let status = self.wait(Duration::from_secs(20));
+        assert!(status.success(), "exit status {status:?}");
+    }
+
     /// Waits for the process to exit (killing it after `limit`).
     pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
         let start = Instant::now();
@@ -121,9 +128,7 @@ async fn serve_answers_logins_over_http_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    server.signal("TERM");
-    let status = server.wait(Duration::from_secs(20));
-    assert!(status.success(), "exit status {status:?}");
+    server.stop("TERM");
     assert!(server
         .stderr
         .lock()
@@ -139,8 +144,7 @@ async fn serve_answers_logins_over_http_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    again.signal("INT");
-    assert!(again.wait(Duration::from_secs(20)).success());
+    again.stop("INT");
 }
 
 #[test]
@@ -452,8 +456,7 @@ async fn acknowledged_uploads_survive_sigkill_and_a_sweep_leaves_no_orphan() {
         let png = r.bytes().await.unwrap();
         assert_eq!(crate::images::decode_png(&png).width(), 320);
     }
-    again.signal("TERM");
-    assert!(again.wait(Duration::from_secs(20)).success());
+    again.stop("TERM");
 
     let out = pixdrop(dir.path())
         .arg("gc")
@@ -483,8 +486,7 @@ async fn acknowledged_uploads_survive_sigkill_and_a_sweep_leaves_no_orphan() {
             .unwrap();
         assert_eq!(r.status(), 200, "blob {name} names no live picture");
     }
-    again.signal("TERM");
-    again.wait(Duration::from_secs(20));
+    again.stop("TERM");
 
     // migrate-storage copies everything, and a re-run finds it all there.
     let copy = dir.path().join("copy");
@@ -574,8 +576,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_its_picture_survives() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    again.signal("TERM");
-    assert!(again.wait(Duration::from_secs(20)).success());
+    again.stop("TERM");
 }
 
 #[test]
@@ -651,8 +652,7 @@ async fn logs_carry_request_fields_and_never_a_password_or_token() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let id = r.text().await.unwrap();
-    server.signal("TERM");
-    assert!(server.wait(Duration::from_secs(20)).success());
+    server.stop("TERM");
 
     let logs = server.stderr.lock().unwrap().join("\n");
     let upload_line = logs
